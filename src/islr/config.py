@@ -1,0 +1,304 @@
+"""Configuration as dataclasses: defaults with docstrings, YAML files and dotted CLI overrides.
+
+``load_config("configs/experiments/x.yaml", ["train.lr=3e-4"])`` returns an :class:`ExperimentConfig`;
+``to_dict`` / ``from_dict`` round-trip it so a run directory can save the resolved config.
+Nothing here imports a deep learning framework.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from islr.errors import ConfigError
+
+
+@dataclass
+class PreprocessConfig:
+    """How raw ``(frames, 543, 3)`` landmarks become model features (one definition everywhere)."""
+
+    landmarks: str = "seed96"
+    """Named subset of :mod:`islr.data.landmarks` (``seed96``, ``kaggle118``, ``hands``, ``all``)."""
+    coords: tuple[str, ...] = ("x", "y")
+    """Coordinates kept, a subset of x, y, z in that order."""
+    max_gap: int = 3
+    """Linear interpolation fills NaN runs up to this many frames (0 disables)."""
+    drop_empty_frames: str = "hands"
+    """Drop frames where ``hands`` (both hands) or ``selected`` (every selected point) are NaN; ``none`` keeps all."""
+    length_mode: str = "fixed"
+    """``fixed``: resize to ``fixed_len`` (pad/repeat/pool, the seed); ``variable``: truncate to ``max_len`` and mask."""
+    fixed_len: int = 32
+    """Frames after resizing in ``fixed`` mode (the seed's INPUT_SIZE)."""
+    max_len: int = 384
+    """Longest sequence kept in ``variable`` mode (longer ones are truncated, never resized)."""
+    normalization: str = "center_std"
+    """``none``, ``seed_normalize`` (per-sequence min-max), ``seed_standardize`` (per-sequence z-score),
+    or ``center_std`` (1st place: centre on the nan-mean of ``ref_landmark``, divide by the nan-std)."""
+    ref_landmark: int = 17
+    """Raw row used as the centre in ``center_std`` (17 = lower lip centre)."""
+    motion: bool = False
+    """Append lag-1 and lag-2 frame differences (the 1st place's motion features)."""
+    nan_value: float = 0.0
+    """Value written where a landmark is still missing after interpolation."""
+
+    def key(self) -> str:
+        """A short stable hash of these settings (part of the cache key)."""
+        blob = json.dumps(to_dict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+@dataclass
+class AugmentConfig:
+    """Probabilities (0 disables) and ranges of the training augmentations."""
+
+    frame_dropout: float = 0.0
+    frame_dropout_rate: float = 0.05
+    mirror: float = 0.0
+    rotate: float = 0.0
+    rotate_degrees: float = 10.0
+    scale: float = 0.0
+    scale_range: tuple[float, float] = (0.9, 1.1)
+    shift: float = 0.0
+    shift_max: float = 0.01
+    time_resample: float = 0.0
+    time_resample_range: tuple[float, float] = (0.5, 1.5)
+    affine: float = 0.0
+    affine_scale: tuple[float, float] = (0.8, 1.2)
+    affine_shear: float = 0.15
+    affine_shift: float = 0.1
+    affine_degrees: float = 30.0
+    temporal_mask: float = 0.0
+    temporal_mask_fraction: float = 0.4
+    spatial_cutout: float = 0.0
+    spatial_cutout_fraction: float = 0.1
+
+
+@dataclass
+class DataConfig:
+    """Where the data is and how it is split."""
+
+    data_dir: str = ""
+    """Folder in Kaggle layout (train.csv, sign map, train_landmark_files/)."""
+    cache_dir: str = "cache"
+    """Preprocessed stores are kept here, keyed by settings and input files."""
+    split: str = "participant"
+    """``participant`` (signer-independent, default) or ``random_stratified`` (signer-dependent, the seed's)."""
+    valid_size: float = 0.1
+    test_size: float = 0.1
+    fold: int = -1
+    """With ``folds`` > 1: which participant-grouped fold is the validation set."""
+    folds: int = 0
+    exclusions: str = ""
+    """Optional exclusion CSV written by ``islr clean`` (rows listed there are skipped)."""
+    workers: int = 0
+    """Processes for the cache build (0 = all cores)."""
+
+
+@dataclass
+class ModelConfig:
+    """A registered model name and its constructor parameters."""
+
+    name: str = "transformer"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the trainer's behaviour."""
+
+    framework: str = "torch"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adamw"
+    """``adam``, ``adamw``, ``sgd`` or ``radam_lookahead``."""
+    weight_decay: float = 0.01
+    schedule: str = "cosine"
+    """``constant``, ``exponential`` (the seed's; ``gamma`` per epoch) or ``cosine`` (with ``warmup_epochs``)."""
+    gamma: float = 0.95
+    warmup_epochs: float = 0.0
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 0.0
+    label_smoothing: float = 0.0
+    mixed_precision: bool = False
+    awp_start_epoch: int = -1
+    """Adversarial weight perturbation from this epoch on (-1 disables)."""
+    awp_lambda: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    """``auto`` (cuda, then mps, then cpu), or one of them."""
+    limit_batches: int = 0
+    """Stop each epoch after this many batches (0 = all), for quick runs."""
+    early_stopping: bool = True
+    monitor: str = "val_accuracy"
+    mode: str = "max"
+    patience: int = 10
+    min_delta: float = 0.001
+    dynamic_dropout: bool = False
+    dropout_init: float = 0.01
+    dropout_rate: float = 1.1
+    dropout_interval: int = 2
+    dropout_max: float = 0.2
+    dynamic_augmentation: bool = False
+    aug_rate: float = 1.5
+    aug_interval: int = 5
+    aug_max: float = 0.35
+    tensorboard: bool = True
+    progress: bool = True
+    num_workers: int = 0
+
+
+@dataclass
+class ExperimentConfig:
+    """Everything a run needs; saved resolved in every run directory and checkpoint."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Dataclass -> plain dict (tuples become lists, so it is JSON and YAML friendly)."""
+
+    def plain(value: Any) -> Any:
+        if dataclasses.is_dataclass(value):
+            return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return value
+
+    return plain(cfg)
+
+
+def _coerce(value: Any, hint: Any, where: str) -> Any:
+    origin = getattr(hint, "__origin__", None)
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(hint, value, where)
+    if hint is bool:
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if hint is int:
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if hint is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if hint is str:
+        return str(value)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.strip("()[]").split(",") if v.strip()]
+        args = hint.__args__
+        inner = args[0]
+        items = [_coerce(v, inner, where) for v in value]
+        return tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """Build dataclass ``cls`` from a (possibly partial) dict; unknown keys are errors."""
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - names
+    if unknown:
+        raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where or cls.__name__}; known: {sorted(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``model.params`` and other plain dicts merge key by key."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``"train.lr=3e-4"`` -> ``{"train": {"lr": 3e-4}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise ConfigError(f"override {text!r} must look like section.key=value")
+    dotted, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    out: dict[str, Any] = {}
+    node = out
+    parts = dotted.strip().lstrip("-").split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping (empty file -> empty dict); a ``base:`` key names a file to start from."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+    base = data.pop("base", None)
+    if base:
+        data = merge(read_yaml((path.parent / base).resolve()), data)
+    return data
+
+
+def load_config(
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ExperimentConfig:
+    """Defaults <- YAML file <- ``extra`` dict <- dotted overrides, validated into dataclasses."""
+    data: dict[str, Any] = read_yaml(path) if path else {}
+    if extra:
+        data = merge(data, extra)
+    for text in overrides or []:
+        data = merge(data, parse_override(text))
+    return from_dict(ExperimentConfig, data)
+
+
+def save_config(cfg: ExperimentConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML (readable by :func:`load_config`)."""
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+
+
+def configs_dir() -> Path:
+    """The shipped ``configs/`` folder (inside the package when installed, else the repo's)."""
+    packaged = Path(__file__).parent / "configs"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "configs"

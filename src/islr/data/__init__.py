@@ -1,0 +1,1 @@
+"""Framework-free data code: Kaggle layout, cleaning, preprocessing, cache, augmentation, splits."""

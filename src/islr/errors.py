@@ -1,0 +1,30 @@
+"""One exception type per failure family; the CLI prints them in one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class IslrError(Exception):
+    """Base of every error islr raises on purpose (the CLI prints these without a traceback)."""
+
+
+class DataError(IslrError):
+    """A data file or table is unusable; carries the file and the reason."""
+
+    def __init__(self, path: str | Path | None, reason: str):
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}" if self.path else reason)
+
+
+class ConfigError(IslrError):
+    """A configuration value or file is invalid."""
+
+
+class ModelError(IslrError):
+    """A model name, checkpoint or exported file cannot be used."""
+
+
+class DeviceError(IslrError):
+    """A camera, video or compute device cannot be opened."""

@@ -1,0 +1,1 @@
+"""Model zoo: one registry, one family per file in ``models/torch`` and ``models/tensorflow``."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: the genuine Kaggle files (skipped when absent) and small temporary data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("ISLR_SHARED_DATA", ROOT.parent / "shared" / "data"))
+REAL_ASL = SHARED_DATA / "asl-signs"
+REAL_FULL_CSV = SHARED_DATA / "asl-signs-full-train.csv"
+REAL_VIDEOS = SHARED_DATA / "videos"
+
+# Tests must not fight over the 2 cores of the CI machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path:
+    """The genuine asl-signs files (522 sequences); the test is skipped when they are absent."""
+    if not (REAL_ASL / "train.csv").exists():
+        pytest.skip(f"genuine Kaggle files not found at {REAL_ASL}")
+    return REAL_ASL
+
+
+@pytest.fixture(scope="session")
+def real_full_csv() -> Path:
+    """The full competition train.csv metadata (94,477 rows, no landmark files)."""
+    if not REAL_FULL_CSV.exists():
+        pytest.skip(f"full train.csv metadata not found at {REAL_FULL_CSV}")
+    return REAL_FULL_CSV
+
+
+@pytest.fixture(scope="session")
+def real_videos_dir() -> Path:
+    """The four real signing clips."""
+    if not REAL_VIDEOS.is_dir():
+        pytest.skip(f"real videos not found at {REAL_VIDEOS}")
+    return REAL_VIDEOS
