@@ -1,0 +1,59 @@
+"""The Backend protocol: everything below one epoch belongs to the framework.
+
+The trainer hands a backend numpy batches (``{"x": (B, T, F) float32, "mask": (B, T) bool,
+"y": (B,) int64}``) and receives plain floats and numpy logits back, so metrics, callbacks and
+checkpoint bookkeeping stay framework-free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from islr.config import ExperimentConfig
+
+Batch = dict[str, np.ndarray]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What a framework must provide to be trained by :class:`islr.training.trainer.Trainer`."""
+
+    name: str
+
+    def setup(self, cfg: ExperimentConfig, input_dim: int, num_classes: int, steps_per_epoch: int) -> None:
+        """Build the model, optimizer, loss and LR schedule from the config."""
+
+    def train_epoch(
+        self, batches: Iterable[Batch], epoch: int, on_batch: Callable[[int, dict[str, float]], None] | None = None
+    ) -> dict[str, float]:
+        """One pass over ``batches``; returns ``{"loss", "accuracy"}`` averaged over samples."""
+
+    def predict_logits(self, batches: Iterable[Batch]) -> np.ndarray:
+        """Logits ``(N, classes)`` for every sample of ``batches`` in order (eval mode)."""
+
+    def evaluate_loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        """The training loss (with label smoothing) of given logits, for validation logs."""
+
+    def get_lr(self) -> float: ...
+
+    def set_dropout(self, rate: float) -> None:
+        """Set the rate of every ordinary dropout layer (for dynamic dropout)."""
+
+    def get_dropout(self) -> list[float]: ...
+
+    def num_parameters(self, trainable_only: bool = True) -> int: ...
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to resume exactly: weights, optimizer, schedule, RNG."""
+
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+    def save_checkpoint(self, path: Path, extra: dict[str, Any]) -> None:
+        """Write ``state()`` plus ``extra`` (resolved config, sign map, epoch, metrics)."""
+
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
+        """Restore a checkpoint written by :meth:`save_checkpoint`; returns its ``extra``."""

@@ -1,0 +1,292 @@
+"""PyTorch backend: a plain training loop, optional DistributedDataParallel under torchrun."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from islr.backends.base import Batch
+from islr.config import ExperimentConfig
+from islr.errors import ConfigError, ModelError
+from islr.models.registry import create_model
+from islr.training.prefetch import prefetch
+from islr.training.schedules import learning_rate
+
+SUFFIX = ".pt"
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks cuda, then mps, then cpu; anything else is taken literally."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"train.device {name!r}: {exc}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is cuda but no CUDA device is available")
+    return device
+
+
+class Lookahead(torch.optim.Optimizer):
+    """Lookahead (Zhang et al. 2019) around any optimizer: every ``k`` steps the slow weights move
+    ``alpha`` of the way to the fast ones and the fast weights restart from there."""
+
+    def __init__(self, inner: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5):
+        self.inner, self.k, self.alpha = inner, k, alpha
+        self.param_groups = inner.param_groups
+        self.defaults = inner.defaults
+        self.state = inner.state
+        self.steps = 0
+        self.slow = [[p.detach().clone() for p in g["params"]] for g in self.param_groups]
+
+    def step(self, closure: Callable | None = None) -> Any:  # type: ignore[override]
+        loss = self.inner.step(closure)
+        self.steps += 1
+        if self.steps % self.k == 0:
+            with torch.no_grad():
+                for group, slow in zip(self.param_groups, self.slow, strict=True):
+                    for p, s in zip(group["params"], slow, strict=True):
+                        s.add_(p - s, alpha=self.alpha)
+                        p.copy_(s)
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:  # type: ignore[override]
+        self.inner.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"inner": self.inner.state_dict(), "steps": self.steps, "slow": self.slow}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # type: ignore[override]
+        self.inner.load_state_dict(state["inner"])
+        self.steps = state["steps"]
+        with torch.no_grad():
+            for mine, theirs in zip(itertools.chain(*self.slow), itertools.chain(*state["slow"]), strict=True):
+                mine.copy_(theirs)
+
+
+def build_optimizer(model: nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
+    """Adam, AdamW, SGD (momentum 0.9) or RAdam + Lookahead; no weight decay on biases and norms."""
+    t = cfg.train
+    decay, no_decay = [], []
+    for param in model.parameters():
+        if param.requires_grad:
+            (decay if param.ndim > 1 else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": t.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if t.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=t.lr)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=t.lr)
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=0.9, nesterov=True)
+    if t.optimizer == "radam_lookahead":
+        return Lookahead(torch.optim.RAdam(groups, lr=t.lr, decoupled_weight_decay=True))
+    raise ConfigError(f"unknown optimizer {t.optimizer!r}; use adam, adamw, sgd or radam_lookahead")
+
+
+class TorchBackend:
+    """The PyTorch implementation of :class:`islr.backends.base.Backend`."""
+
+    name = "torch"
+    suffix = SUFFIX
+
+    def __init__(self) -> None:
+        self.model: nn.Module | None = None
+        self.cfg: ExperimentConfig | None = None
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self._lr = 0.0
+
+    # -- set-up ------------------------------------------------------------------------------
+    def setup(self, cfg: ExperimentConfig, input_dim: int, num_classes: int, steps_per_epoch: int) -> None:
+        self.cfg = cfg
+        torch.manual_seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)
+        self.device = select_device(cfg.train.device)
+        if self.world_size > 1:
+            self._init_distributed()
+        self.model = create_model(cfg.model.name, "torch", input_dim, num_classes, cfg.model.params).to(self.device)
+        self.net: nn.Module = self.model
+        if self.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+        self.steps_per_epoch = max(steps_per_epoch, 1)
+        self.amp = cfg.train.mixed_precision and self.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
+        self._lr = learning_rate(cfg.train, 0.0)
+
+    def _init_distributed(self) -> None:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
+        if self.device.type == "cuda":
+            local = int(os.environ.get("LOCAL_RANK", "0"))
+            torch.cuda.set_device(local)
+            self.device = torch.device("cuda", local)
+
+    def _tensors(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = torch.from_numpy(batch["x"]).to(self.device, non_blocking=True)
+        mask = torch.from_numpy(batch["mask"]).to(self.device, non_blocking=True)
+        y = torch.from_numpy(batch["y"]).to(self.device, non_blocking=True)
+        return x, mask, y
+
+    # -- training ----------------------------------------------------------------------------
+    def _set_lr(self, progress: float) -> None:
+        self._lr = learning_rate(self.cfg.train, progress)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self._lr
+
+    def _awp_active(self, epoch: int) -> bool:
+        return 0 <= self.cfg.train.awp_start_epoch <= epoch and self.cfg.train.awp_lambda > 0
+
+    def _adversarial_step(self, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> None:
+        """AWP: move weights up the loss gradient by ``awp_lambda`` of their norm, add that loss's
+        gradient, and restore the weights (the optimizer then steps with both gradients)."""
+        backups = []
+        with torch.no_grad():
+            for p in self.model.parameters():
+                if p.requires_grad and p.grad is not None and p.ndim > 1:
+                    g_norm, w_norm = p.grad.norm(), p.norm()
+                    if g_norm > 0 and torch.isfinite(g_norm):
+                        delta = self.cfg.train.awp_lambda * w_norm * p.grad / (g_norm + 1e-12) * 1e-2
+                        p.add_(delta)
+                        backups.append((p, delta))
+        loss = self.loss_fn(self.net(x, mask), y)
+        loss.backward()
+        with torch.no_grad():
+            for p, delta in backups:
+                p.sub_(delta)
+
+    def train_epoch(
+        self, batches: Iterable[Batch], epoch: int, on_batch: Callable[[int, dict[str, float]], None] | None = None
+    ) -> dict[str, float]:
+        assert self.model is not None and self.cfg is not None
+        self.net.train()
+        limit = self.cfg.train.limit_batches or None
+        total_loss, correct, seen = 0.0, 0, 0
+        for index, batch in enumerate(prefetch(itertools.islice(batches, limit))):
+            if self.world_size > 1 and index % self.world_size != self.rank:
+                continue  # each process takes every world_size-th batch
+            self._set_lr(epoch + index / self.steps_per_epoch)
+            x, mask, y = self._tensors(batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+                logits = self.net(x, mask)
+                loss = self.loss_fn(logits.float(), y)
+            self.scaler.scale(loss).backward()
+            if self._awp_active(epoch):
+                self._adversarial_step(x, mask, y)
+            if self.cfg.train.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            n = len(y)
+            batch_loss = float(loss.detach())
+            if not np.isfinite(batch_loss):
+                raise ModelError(f"loss became {batch_loss} at epoch {epoch + 1}, batch {index}; lower train.lr?")
+            batch_correct = int((logits.detach().argmax(-1) == y).sum())
+            total_loss += batch_loss * n
+            correct += batch_correct
+            seen += n
+            if on_batch is not None:
+                on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / n, "lr": self._lr})
+        return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1), "samples": seen * self.world_size}
+
+    @torch.no_grad()
+    def predict_logits(self, batches: Iterable[Batch]) -> np.ndarray:
+        assert self.model is not None
+        self.model.eval()
+        out = []
+        for batch in batches:
+            x = torch.from_numpy(batch["x"]).to(self.device)
+            mask = torch.from_numpy(batch["mask"]).to(self.device)
+            out.append(self.model(x, mask).float().cpu().numpy())
+        if not out:
+            return np.zeros((0, 0), np.float32)
+        return np.concatenate(out)
+
+    def evaluate_loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        return float(self.loss_fn(torch.from_numpy(logits), torch.from_numpy(labels)))
+
+    def get_lr(self) -> float:
+        return self._lr
+
+    def set_dropout(self, rate: float) -> None:
+        from islr.models.torch import set_dropout
+
+        set_dropout(self.model, rate)
+
+    def get_dropout(self) -> list[float]:
+        from islr.models.torch import get_dropout
+
+        return get_dropout(self.model)
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad or not trainable_only)
+
+    # -- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "lr": self._lr,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        if "optimizer" in state:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+            torch.set_rng_state(state["torch_rng"])
+            if state.get("cuda_rng") and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            self._lr = state["lr"]
+
+    def save_checkpoint(self, path: Path, extra: dict[str, Any]) -> None:
+        target = Path(path).with_suffix(SUFFIX)
+        tmp = target.with_suffix(".tmp")
+        torch.save({"format": "islr-torch-1", "state": self.state(), "extra": extra}, tmp)
+        os.replace(tmp, target)  # atomic: a run killed while saving keeps the previous file
+
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
+        blob = read_checkpoint(Path(path).with_suffix(SUFFIX))
+        self.load_state(blob["state"])
+        return blob["extra"]
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load an islr torch checkpoint file (our own files, so full unpickling is allowed)."""
+    if not path.exists():
+        raise ModelError(f"{path}: checkpoint not found")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # corrupt or foreign file
+        raise ModelError(f"{path}: not a readable islr torch checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or blob.get("format") != "islr-torch-1":
+        raise ModelError(f"{path}: not an islr torch checkpoint")
+    return blob
+
+
+def create_backend(**kwargs: Any) -> TorchBackend:
+    """Factory used by :func:`islr.backends.get_backend`."""
+    return TorchBackend(**kwargs)

@@ -1,0 +1,1 @@
+"""Framework-free training: the Trainer, its callbacks and numpy metrics."""

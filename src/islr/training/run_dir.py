@@ -1,0 +1,93 @@
+"""The run directory: resolved config, sign map, metrics history, checkpoints, TensorBoard events."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from islr.config import ExperimentConfig, from_dict, load_config, save_config
+from islr.errors import ConfigError
+
+
+class RunDir:
+    """Paths and small files of one training run.
+
+    Layout::
+
+        config.yaml       resolved ExperimentConfig (loadable by ``islr train --config``)
+        sign_map.json     sign -> class index used by this run
+        split.json        which participants/sequences were train/valid/test
+        history.json/.csv metrics per epoch
+        checkpoints/      best.* and last.* (framework-specific files)
+        tensorboard/      event files
+        metrics.json      written by ``islr evaluate``
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    def create(self) -> RunDir:
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def save_config(self, cfg: ExperimentConfig) -> None:
+        save_config(cfg, self.config_path)
+
+    def load_config(self) -> ExperimentConfig:
+        if not self.config_path.exists():
+            raise ConfigError(f"{self.path}: not a run directory (no config.yaml)")
+        return load_config(self.config_path)
+
+    def write_json(self, name: str, data: Any) -> None:
+        target = self.path / name
+        tmp = target.with_suffix(target.suffix + ".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=float))
+        os.replace(tmp, target)
+
+    def read_json(self, name: str) -> Any:
+        path = self.path / name
+        if not path.exists():
+            raise ConfigError(f"{self.path}: missing {name}")
+        return json.loads(path.read_text())
+
+    def save_sign_map(self, sign_map: dict[str, int]) -> None:
+        self.write_json("sign_map.json", sign_map)
+
+    def load_sign_map(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.read_json("sign_map.json").items()}
+
+    def write_history(self, rows: list[dict[str, Any]]) -> None:
+        self.write_json("history.json", rows)
+        keys: list[str] = []
+        for row in rows:
+            keys += [k for k in row if k not in keys]
+        with open(self.path / "history.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=keys)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def read_history(self) -> list[dict[str, Any]]:
+        path = self.path / "history.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def checkpoint(self, tag: str, suffix: str) -> Path:
+        return self.checkpoints / f"{tag}{suffix}"
+
+    @staticmethod
+    def from_config_dict(data: dict[str, Any]) -> ExperimentConfig:
+        return from_dict(ExperimentConfig, data)

@@ -1,0 +1,97 @@
+"""A TensorBoard callback that writes event files without importing torch or tensorflow."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from islr.training.callbacks import Callback
+
+if TYPE_CHECKING:
+    from islr.training.trainer import Trainer
+
+# Loss, accuracy, top-5 and LR are what the issue asks to see per epoch; everything else numeric is logged too.
+_TAG_GROUPS = {"loss": "loss", "val_loss": "loss", "accuracy": "accuracy", "val_accuracy": "accuracy",
+               "val_top5": "top5", "lr": "lr"}
+
+
+class TensorBoardLogger(Callback):
+    """Scalars per epoch (grouped as ``loss/train`` ...) and a confusion-matrix image at the end."""
+
+    def __init__(self, log_dir: str | Path):
+        self.log_dir = Path(log_dir)
+        self._writer: Any = None
+
+    def _open(self) -> Any:
+        if self._writer is None:
+            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._writer = EventFileWriter(str(self.log_dir))
+        return self._writer
+
+    def add_scalars(self, step: int, values: dict[str, float]) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        items = []
+        for key, value in values.items():
+            if not isinstance(value, int | float) or isinstance(value, bool) or np.isnan(value):
+                continue
+            group = _TAG_GROUPS.get(key)
+            tag = f"{group}/{'valid' if key.startswith('val_') else 'train'}" if group else key
+            items.append(Summary.Value(tag=tag, simple_value=float(value)))
+        event = Event(wall_time=time.time(), step=step, summary=Summary(value=items))
+        self._open().add_event(event)
+        self._writer.flush()
+
+    def add_png(self, step: int, tag: str, png: bytes, width: int, height: int) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        image = Summary.Image(height=height, width=width, colorspace=4, encoded_image_string=png)
+        event = Event(wall_time=time.time(), step=step, summary=Summary(value=[Summary.Value(tag=tag, image=image)]))
+        self._open().add_event(event)
+        self._writer.flush()
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, float]) -> None:
+        self.add_scalars(epoch, logs)
+
+    def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
+        cm = logs.get("confusion_matrix")
+        if cm is not None:
+            png, width, height = confusion_png(np.asarray(cm), trainer.sign_names)
+            self.add_png(int(logs.get("epoch", 0)), "confusion_matrix/valid", png, width, height)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def confusion_png(cm: np.ndarray, names: list[str], max_classes: int = 30) -> tuple[bytes, int, int]:
+    """Render a confusion matrix (the ``max_classes`` most populated classes) as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keep = np.argsort(-(cm.sum(axis=0) + cm.sum(axis=1)))[:max_classes]
+    keep.sort()
+    sub = cm[np.ix_(keep, keep)]
+    size = max(4.0, 0.3 * len(keep) + 2)
+    fig, ax = plt.subplots(figsize=(size, size), dpi=80)
+    ax.imshow(sub, cmap="Blues")
+    labels = [names[i] if i < len(names) else str(i) for i in keep]
+    ax.set_xticks(range(len(keep)), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(keep)), labels, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    width, height = (int(v) for v in fig.canvas.get_width_height())
+    plt.close(fig)
+    return buffer.getvalue(), width, height

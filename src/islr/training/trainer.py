@@ -1,0 +1,205 @@
+"""The framework-free training loop.
+
+The :class:`Trainer` owns epochs, validation, callbacks, checkpoints and resume; the
+:class:`~islr.backends.base.Backend` owns everything below one epoch (so TensorFlow keeps its
+compiled step and PyTorch its plain loop). Validation metrics are computed in numpy from the
+backend's logits, so both frameworks print identical numbers for identical predictions.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from islr.backends.base import Backend
+from islr.config import ExperimentConfig, to_dict
+from islr.errors import ConfigError
+from islr.training.callbacks import Checkpoint, DynamicAugmentation, DynamicDropout, EarlyStopping, History
+from islr.training.metrics import classification_metrics, confusion_matrix
+from islr.training.run_dir import RunDir
+
+_HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
+
+
+class Trainer:
+    """Train ``backend`` on ``train_loader``, validate on ``valid_loader``, write ``run_dir``.
+
+    Loaders are iterables of numpy batch dicts with ``len()`` and ``set_epoch(epoch)`` (shuffling
+    and augmentation derived from the seed and the epoch, which is what makes resume exact).
+    """
+
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        backend: Backend,
+        train_loader: Any,
+        valid_loader: Any,
+        run_dir: str | Path,
+        sign_map: dict[str, int],
+        augmenter: Any = None,
+        callbacks: Iterable[Any] = (),
+        is_main_process: bool = True,
+    ):
+        self.cfg = cfg
+        self.backend = backend
+        self.train_loader = train_loader
+        self.valid_loader = valid_loader
+        self.run = RunDir(run_dir)
+        self.sign_map = sign_map
+        self.sign_names = [name for name, _ in sorted(sign_map.items(), key=lambda kv: kv[1])]
+        self.augmenter = augmenter
+        self.is_main = is_main_process
+        self.should_stop = False
+        self.epoch = 0
+        self.callbacks: list[Any] = []
+        self.history = History()
+        self.checkpointer = Checkpoint(cfg.train.monitor, cfg.train.mode)
+        self._default_callbacks()
+        for callback in callbacks:
+            self.add_callback(callback)
+
+    # -- callbacks ---------------------------------------------------------------------------
+    def _default_callbacks(self) -> None:
+        t = self.cfg.train
+        if t.monitor.replace("val_", "") not in ("accuracy", "loss", "top5", "macro_f1"):
+            raise ConfigError(f"train.monitor {t.monitor!r}: use val_accuracy, val_loss, val_top5 or val_macro_f1")
+        if t.dynamic_dropout:
+            self.add_callback(DynamicDropout(t.dropout_init, t.dropout_rate, t.dropout_interval, t.dropout_max))
+        if t.dynamic_augmentation:
+            self.add_callback(DynamicAugmentation(self.augmenter, t.aug_rate, t.aug_interval, t.aug_max))
+        if t.early_stopping:
+            self.add_callback(EarlyStopping(t.monitor, t.mode, t.patience, t.min_delta))
+        if self.is_main:
+            self.add_callback(self.checkpointer)
+            self.add_callback(self.history)
+            if t.tensorboard:
+                from islr.training.tensorboard import TensorBoardLogger
+
+                self.add_callback(TensorBoardLogger(self.run.tensorboard))
+
+    def add_callback(self, callback: Any) -> None:
+        """Register a callback object (any object with some ``on_*`` methods)."""
+        if not any(hasattr(callback, hook) for hook in _HOOKS):
+            raise TypeError(f"{callback!r} has none of the hooks {_HOOKS}")
+        self.callbacks.append(callback)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, *args)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _extra(self, epoch: int, logs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "config": to_dict(self.cfg),
+            "sign_map": self.sign_map,
+            "epoch": epoch,
+            "logs": {k: v for k, v in logs.items() if isinstance(v, int | float)},
+            "callbacks": [getattr(c, "state_dict", dict)() for c in self.callbacks],
+            "python_random": random.getstate(),
+            "numpy_random": np.random.get_state(),
+        }
+
+    def save_checkpoint(self, tag: str, epoch: int, logs: dict[str, Any]) -> None:
+        """Write checkpoint ``tag`` (``best`` or ``last``) with config, sign map and trainer state."""
+        if self.is_main:
+            self.backend.save_checkpoint(self.run.checkpoints / tag, self._extra(epoch, logs))
+
+    def _resume(self) -> None:
+        extra = self.backend.load_checkpoint(self.run.checkpoints / "last")
+        states = extra.get("callbacks", [])
+        if len(states) != len(self.callbacks):
+            raise ConfigError(f"{self.run.path}: checkpoint has {len(states)} callback states, run has {len(self.callbacks)}")
+        for callback, state in zip(self.callbacks, states, strict=True):
+            loader = getattr(callback, "load_state_dict", None)
+            if loader is not None:
+                loader(state)
+        if "dropout" in extra.get("logs", {}):
+            self.backend.set_dropout(extra["logs"]["dropout"])
+        random.setstate(_as_random_state(extra["python_random"]))
+        np.random.set_state(tuple(extra["numpy_random"]))
+        self.epoch = int(extra["epoch"]) + 1
+
+    # -- loop --------------------------------------------------------------------------------
+    def evaluate(self, loader: Any) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+        """Metrics, logits and labels of ``loader`` (no augmentation, eval mode)."""
+        logits = self.backend.predict_logits(loader)
+        labels = np.concatenate([batch["y"] for batch in loader]) if len(loader) else np.zeros(0, np.int64)
+        metrics = classification_metrics(logits, labels, self.cfg.train.label_smoothing) if len(labels) else {}
+        return metrics, logits, labels
+
+    def fit(self, resume: bool = False) -> list[dict[str, Any]]:
+        """Train until ``train.epochs`` or early stopping; returns the metrics history."""
+        t = self.cfg.train
+        if self.is_main:
+            self.run.create()
+            self.run.save_config(self.cfg)
+            self.run.save_sign_map(self.sign_map)
+        if resume:
+            self._resume()
+        self._call("on_train_begin", {})
+        if resume and self.epoch >= t.epochs:
+            self.should_stop = True
+        last_logs: dict[str, Any] = {}
+        while self.epoch < t.epochs and not self.should_stop:
+            epoch = self.epoch
+            self.train_loader.set_epoch(epoch)
+            self._call("on_epoch_begin", epoch, {})
+            started = time.perf_counter()
+            bar = self._progress(epoch)
+
+            def on_batch(index: int, logs: dict[str, float], bar: Any = bar) -> None:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{logs.get('loss', math.nan):.3f}", acc=f"{logs.get('accuracy', math.nan):.3f}")
+                self._call("on_batch_end", index, logs)
+
+            train_logs = self.backend.train_epoch(self.train_loader, epoch, on_batch)
+            epoch_time = time.perf_counter() - started
+            if bar is not None:
+                bar.close()
+            val_metrics, _, _ = self.evaluate(self.valid_loader)
+            logs: dict[str, Any] = {
+                "loss": train_logs["loss"],
+                "accuracy": train_logs["accuracy"],
+                **{f"val_{k}": v for k, v in val_metrics.items() if k != "n"},
+                "lr": self.backend.get_lr(),
+                "epoch_time": epoch_time,
+                "samples_per_s": train_logs.get("samples", 0) / max(epoch_time, 1e-9),
+            }
+            self._call("on_epoch_end", epoch, logs)
+            self.save_checkpoint("last", epoch, logs)
+            if self.is_main and t.progress:
+                shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_top5", "lr"))
+                print(f"epoch {epoch + 1}/{t.epochs} {shown} ({epoch_time:.1f}s)", flush=True)
+            last_logs = logs
+            self.epoch += 1
+        end_logs: dict[str, Any] = {"epoch": self.epoch - 1, **last_logs}
+        if self.is_main and len(self.valid_loader):
+            _, logits, labels = self.evaluate(self.valid_loader)
+            end_logs["confusion_matrix"] = confusion_matrix(labels, logits.argmax(-1), len(self.sign_names))
+        self._call("on_train_end", end_logs)
+        return self.history.rows
+
+    def _progress(self, epoch: int) -> Any:
+        if not (self.is_main and self.cfg.train.progress):
+            return None
+        from tqdm.auto import tqdm
+
+        total = len(self.train_loader)
+        if self.cfg.train.limit_batches:
+            total = min(total, self.cfg.train.limit_batches)
+        return tqdm(total=total, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}", leave=False, dynamic_ncols=True)
+
+
+def _as_random_state(state: Any) -> tuple:
+    """JSON/pickle round trips turn tuples into lists; ``random.setstate`` needs tuples."""
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
