@@ -21,6 +21,8 @@ COMMANDS: dict[str, str] = {
     "preprocess": "preprocess",
     "synth": "synth",
     "plot": "plot",
+    "models": "models",
+    "train": "train",
 }
 
 

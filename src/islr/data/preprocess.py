@@ -1,0 +1,272 @@
+"""Raw ``(frames, 543, 3)`` landmarks -> model features, in two pure-numpy stages.
+
+``prepare`` (cached): select the landmark subset and coordinates, fill short interior NaN gaps by
+linear interpolation, drop empty frames, truncate to ``max_len`` in variable mode. The result is
+``(L, P, C)`` in image coordinates with NaN where a point is still missing, so augmentations can
+work on it. With ``center_std`` the reference landmark (raw row ``ref_landmark``) is carried as
+one extra last point when the subset lacks it; :func:`prepared_rows` names every prepared point.
+
+``featurize`` (every epoch, after augmentation): normalise, resize to ``fixed_len`` in fixed
+mode, append motion features, replace NaN by ``nan_value``; returns ``(L', F)`` float32.
+
+``preprocess(raw, cfg) = featurize(prepare(raw, cfg), cfg)`` is the one definition used by
+training, evaluation, export and the camera.
+
+Fixed-length rule (``length_mode="fixed"``), ``L`` frames to ``N = fixed_len``:
+``L < N``: output frame ``j`` repeats input frame ``floor(j * L / N)`` (every frame kept, each
+repeated ``floor(N/L)`` or ``ceil(N/L)`` times, order preserved); ``L > N``: output frame ``j``
+is the NaN-ignoring mean of input frames ``floor(j*L/N) .. floor((j+1)*L/N) - 1`` (contiguous
+windows of ``floor(L/N)`` or ``ceil(L/N)`` frames covering every frame once); ``L == N``: as is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from islr.config import PreprocessConfig
+from islr.data.landmarks import HANDS, ROWS_PER_FRAME, get_subset
+from islr.errors import ConfigError, DataError
+
+COORD_NAMES = ("x", "y", "z")
+NORMALIZATIONS = ("none", "seed_normalize", "seed_standardize", "center_std")
+DROP_MODES = ("hands", "selected", "none")
+LENGTH_MODES = ("fixed", "variable")
+_EPS = 1e-6
+
+
+def check_config(cfg: PreprocessConfig) -> None:
+    """Raise :class:`ConfigError` if a preprocessing setting is unknown or out of range."""
+    try:
+        get_subset(cfg.landmarks)
+    except KeyError as exc:
+        raise ConfigError(f"preprocess.landmarks: {exc.args[0]}") from None
+    coords = tuple(cfg.coords)
+    if not coords or any(c not in COORD_NAMES for c in coords) or len(set(coords)) != len(coords):
+        raise ConfigError(f"preprocess.coords: {coords!r} must be distinct names among x, y, z")
+    for name, value, allowed in (
+        ("normalization", cfg.normalization, NORMALIZATIONS),
+        ("drop_empty_frames", cfg.drop_empty_frames, DROP_MODES),
+        ("length_mode", cfg.length_mode, LENGTH_MODES),
+    ):
+        if value not in allowed:
+            raise ConfigError(f"preprocess.{name}: {value!r} is not one of {list(allowed)}")
+    if cfg.fixed_len < 1 or cfg.max_len < 1:
+        raise ConfigError("preprocess.fixed_len and preprocess.max_len must be >= 1")
+    if cfg.max_gap < 0:
+        raise ConfigError("preprocess.max_gap must be >= 0")
+    if not 0 <= cfg.ref_landmark < ROWS_PER_FRAME:
+        raise ConfigError(f"preprocess.ref_landmark must be a row in 0..{ROWS_PER_FRAME - 1}")
+
+
+def _carries_ref(cfg: PreprocessConfig) -> bool:
+    """True when the reference landmark is appended as an extra prepared point."""
+    subset = get_subset(cfg.landmarks)
+    return cfg.normalization == "center_std" and cfg.ref_landmark not in set(subset.indices.tolist())
+
+
+def prepared_rows(cfg: PreprocessConfig) -> np.ndarray:
+    """Raw rows of the prepared points: the subset, plus ``ref_landmark`` last when carried."""
+    rows = get_subset(cfg.landmarks).indices
+    if _carries_ref(cfg):
+        rows = np.append(rows, cfg.ref_landmark)
+    return rows.astype(np.int64)
+
+
+def coord_indices(cfg: PreprocessConfig) -> np.ndarray:
+    """Positions of ``cfg.coords`` in the raw ``(x, y, z)`` axis."""
+    return np.array([COORD_NAMES.index(c) for c in cfg.coords], dtype=np.int64)
+
+
+def points_and_coords(cfg: PreprocessConfig) -> tuple[int, int]:
+    """Shape ``(P, C)`` of one prepared frame (P counts a carried reference point)."""
+    check_config(cfg)
+    return len(prepared_rows(cfg)), len(cfg.coords)
+
+
+def feature_points(cfg: PreprocessConfig) -> int:
+    """Number of points that become features (the subset; never the carried reference)."""
+    return len(get_subset(cfg.landmarks))
+
+
+def feature_dim(cfg: PreprocessConfig) -> int:
+    """Features per frame: ``points * coords`` times 3 with motion (positions, lag 1, lag 2)."""
+    check_config(cfg)
+    return feature_points(cfg) * len(cfg.coords) * (3 if cfg.motion else 1)
+
+
+def interpolate_gaps(x: np.ndarray, max_gap: int) -> np.ndarray:
+    """Fill interior NaN runs of at most ``max_gap`` frames linearly along axis 0.
+
+    Each trailing column (point, coordinate) is handled independently; runs touching the start
+    or end, and longer runs, stay NaN. Returns a new array (the input is not modified).
+    """
+    x = np.array(x, dtype=np.float32, copy=True)
+    frames = x.shape[0]
+    if max_gap <= 0 or frames < 3:
+        return x
+    flat = x.reshape(frames, -1)
+    missing = np.isnan(flat)
+    # Only columns with a gap and at least one value can change; usually a small minority.
+    cols = np.flatnonzero(missing.any(axis=0) & ~missing.all(axis=0))
+    if not cols.size:
+        return x
+    sub = flat[:, cols]
+    gap = missing[:, cols]
+    t = np.arange(frames)[:, None]
+    prev = np.maximum.accumulate(np.where(gap, -1, t), axis=0)
+    nxt = np.minimum.accumulate(np.where(gap, frames, t)[::-1], axis=0)[::-1]
+    fill = gap & (prev >= 0) & (nxt < frames) & (nxt - prev - 1 <= max_gap)
+    if fill.any():
+        ti, ci = np.nonzero(fill)
+        p, n = prev[ti, ci], nxt[ti, ci]
+        weight = ((ti - p) / (n - p)).astype(np.float32)
+        sub[ti, ci] = sub[p, ci] + (sub[n, ci] - sub[p, ci]) * weight
+        flat[:, cols] = sub
+    return x
+
+
+def _check_raw(raw: np.ndarray) -> np.ndarray:
+    raw = np.asarray(raw)
+    if raw.ndim != 3 or raw.shape[1:] != (ROWS_PER_FRAME, 3):
+        raise DataError(None, f"expected raw landmarks of shape (frames, {ROWS_PER_FRAME}, 3), got {raw.shape}")
+    return raw
+
+
+def prepare(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Raw ``(T, 543, 3)`` -> prepared ``(L, P, C)`` float32 (what the cache stores).
+
+    Steps: select :func:`prepared_rows` and ``cfg.coords``; interpolate interior NaN runs up to
+    ``max_gap`` frames; drop empty frames (``hands``: every hand point NaN, ``selected``: every
+    selected point NaN; if that would drop every frame, all frames are kept); in variable mode
+    keep the first ``max_len`` frames. Still-missing values stay NaN.
+    """
+    check_config(cfg)
+    raw = _check_raw(raw)
+    rows = prepared_rows(cfg)
+    x = raw[:, rows[:, None], coord_indices(cfg)[None, :]].astype(np.float32, copy=False)
+    x = interpolate_gaps(x, cfg.max_gap)
+    if cfg.drop_empty_frames != "none" and len(x):
+        if cfg.drop_empty_frames == "hands":
+            hand_pos = np.flatnonzero(np.isin(rows, HANDS))
+            if hand_pos.size:
+                present = ~np.isnan(x[:, hand_pos]).all(axis=(1, 2))
+            else:  # a subset without hands: judge by the raw hand rows
+                present = ~np.isnan(raw[:, HANDS]).all(axis=(1, 2))
+        else:
+            present = ~np.isnan(x).all(axis=(1, 2))
+        if present.any() and not present.all():
+            x = x[present]
+    if cfg.length_mode == "variable":
+        x = x[: cfg.max_len]
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+def _nan_stats(x: np.ndarray, axes: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Sum and count of the non-NaN values over ``axes`` (no warnings on empty slices)."""
+    valid = ~np.isnan(x)
+    total = np.where(valid, x, 0.0).sum(axis=axes, dtype=np.float64)
+    return total, valid.sum(axis=axes)
+
+
+def normalize(x: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Normalise a prepared ``(L, P, C)`` sequence; returns the feature points only.
+
+    ``seed_normalize``: per coordinate ``(x - min) / (max - min)`` over non-NaN values (range 0
+    -> divide by 1). ``seed_standardize``: per coordinate ``(x - mean) / std`` (std 0 -> 1).
+    ``center_std``: centre ``c`` = per-coordinate NaN-mean over frames of the reference landmark
+    (0.5 where it is never seen); scale ``s = sqrt(nanmean((x - c)**2))`` over every feature
+    point, frame and kept coordinate (0 or no data -> 1); result ``(x - c) / s``.
+    """
+    n_feat = feature_points(cfg)
+    x = np.asarray(x, dtype=np.float32)
+    pts = x[:, :n_feat]
+    method = cfg.normalization
+    if method == "none" or not len(x):
+        return np.array(pts, dtype=np.float32, copy=True)
+    if method == "seed_normalize":
+        with np.errstate(all="ignore"):
+            lo = np.where(np.isnan(pts), np.inf, pts).min(axis=(0, 1))
+            hi = np.where(np.isnan(pts), -np.inf, pts).max(axis=(0, 1))
+        span = hi - lo
+        lo = np.where(np.isfinite(lo), lo, 0.0)
+        span = np.where(np.isfinite(span) & (span > _EPS), span, 1.0)
+        return ((pts - lo) / span).astype(np.float32)
+    if method == "seed_standardize":
+        total, count = _nan_stats(pts, (0, 1))
+        mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+        sq, _ = _nan_stats((pts - mean) ** 2, (0, 1))
+        std = np.sqrt(sq / np.maximum(count, 1))
+        std = np.where(std > _EPS, std, 1.0)
+        return ((pts - mean) / std).astype(np.float32)
+    if method == "center_std":
+        ref_pos = len(x[0]) - 1 if _carries_ref(cfg) else get_subset(cfg.landmarks).position_of(cfg.ref_landmark)
+        total, count = _nan_stats(x[:, ref_pos], (0,))
+        centre = np.where(count > 0, total / np.maximum(count, 1), 0.5)
+        d = pts - centre.astype(np.float32)
+        sq, n = _nan_stats(d * d, (0, 1, 2))
+        scale = float(np.sqrt(sq / n)) if n else 1.0
+        if not scale > _EPS:
+            scale = 1.0
+        return (d / np.float32(scale)).astype(np.float32)
+    raise ConfigError(f"preprocess.normalization: unknown {method!r}")
+
+
+def resize_index(length: int, size: int) -> np.ndarray:
+    """``floor(j * length / size)`` for each output frame ``j``: the source frame when repeating
+    (``length < size``), the first frame of window ``j`` when pooling (``length > size``)."""
+    return (np.arange(size, dtype=np.int64) * length) // size
+
+
+def resize(x: np.ndarray, size: int) -> np.ndarray:
+    """Resize ``(L, ...)`` to ``(size, ...)`` along time by the module's fixed-length rule."""
+    length = len(x)
+    if length == size:
+        return np.array(x, dtype=np.float32, copy=True)
+    if length == 0:
+        return np.full((size, *x.shape[1:]), np.nan, dtype=np.float32)
+    index = resize_index(length, size)
+    if length < size:
+        return np.ascontiguousarray(x[index], dtype=np.float32)
+    valid = ~np.isnan(x)
+    total = np.add.reduceat(np.where(valid, x, 0.0), index, axis=0)
+    count = np.add.reduceat(valid, index, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(count > 0, total / count, np.nan)
+    return out.astype(np.float32)
+
+
+def motion(x: np.ndarray) -> np.ndarray:
+    """``[x, lag1, lag2]`` along the last axis, lags ``x[t+k] - x[t]`` zero-padded at the end."""
+    lag1 = np.zeros_like(x)
+    lag2 = np.zeros_like(x)
+    if len(x) > 1:
+        lag1[:-1] = x[1:] - x[:-1]
+    if len(x) > 2:
+        lag2[:-2] = x[2:] - x[:-2]
+    return np.concatenate([x, lag1, lag2], axis=-1)
+
+
+def featurize(seq: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Prepared ``(L, P, C)`` -> features ``(L', F)`` float32.
+
+    Normalise (:func:`normalize`), resize to ``fixed_len`` in fixed mode (:func:`resize`),
+    flatten each frame point-major (``p0x, p0y, p1x, ...``), append lag-1 and lag-2 differences
+    when ``cfg.motion`` (layout ``[positions, lag1, lag2]``), and write ``nan_value`` where a
+    value is missing. ``L' = fixed_len`` in fixed mode, else ``L``.
+    """
+    check_config(cfg)
+    seq = np.asarray(seq, dtype=np.float32)
+    if seq.ndim != 3 or seq.shape[1:] != points_and_coords(cfg):
+        raise DataError(None, f"expected a prepared sequence of shape (L, {points_and_coords(cfg)}), got {seq.shape}")
+    x = normalize(seq, cfg)
+    if cfg.length_mode == "fixed":
+        x = resize(x, cfg.fixed_len)
+    x = x.reshape(len(x), -1)
+    if cfg.motion:
+        x = motion(x)
+    return np.nan_to_num(x, nan=cfg.nan_value, posinf=cfg.nan_value, neginf=cfg.nan_value).astype(np.float32, copy=False)
+
+
+def preprocess(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Raw ``(T, 543, 3)`` -> features ``(L', F)``: ``featurize(prepare(raw, cfg), cfg)``."""
+    return featurize(prepare(raw, cfg), cfg)

@@ -1,0 +1,98 @@
+"""Glue from a config to a trained run: datasets, loaders, backend, trainer (framework-free)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from islr.config import ExperimentConfig
+from islr.errors import ConfigError
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns."""
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    test_metrics: dict[str, float]
+    num_parameters: int
+
+
+def make_loaders(cfg: ExperimentConfig, datasets: Any) -> tuple[Any, Any, Any]:
+    """Train (shuffled, augmented), valid and test loaders over the same numpy batches for every framework."""
+    from islr.data.dataset import BatchLoader
+
+    t = cfg.train
+    train = BatchLoader(datasets.train, t.batch_size, shuffle=True, seed=t.seed)
+    valid = BatchLoader(datasets.valid, t.batch_size, shuffle=False, seed=t.seed)
+    test = BatchLoader(datasets.test, t.batch_size, shuffle=False, seed=t.seed)
+    return train, valid, test
+
+
+def train(
+    cfg: ExperimentConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    callbacks: tuple[Any, ...] = (),
+    datasets: Any = None,
+) -> TrainResult:
+    """Train ``cfg`` into ``run_dir`` (``resume`` continues from its last checkpoint)."""
+    from islr.backends import get_backend
+    from islr.data.datamodule import build_datasets
+    from islr.training.trainer import Trainer
+
+    if not cfg.data.data_dir and datasets is None:
+        raise ConfigError("no data: pass --data-dir DIR (a folder in Kaggle layout) or set data.data_dir")
+    run_dir = Path(run_dir)
+    if resume and not (run_dir / "checkpoints").is_dir():
+        raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/ folder)")
+    datasets = datasets or build_datasets(cfg, progress=cfg.train.progress)
+    if len(datasets.train) == 0 or len(datasets.valid) == 0:
+        raise ConfigError(
+            f"split {datasets.split!r} left {len(datasets.train)} training and {len(datasets.valid)} validation "
+            "samples; need both (more participants, or data.split=random_stratified)"
+        )
+    train_loader, valid_loader, test_loader = make_loaders(cfg, datasets)
+    backend = get_backend(cfg.train.framework)
+    backend.setup(cfg, datasets.feature_dim, len(datasets.sign_map), len(train_loader))
+    trainer = Trainer(
+        cfg, backend, train_loader, valid_loader, run_dir, datasets.sign_map,
+        augmenter=datasets.train.augmenter, callbacks=callbacks, is_main_process=getattr(backend, "rank", 0) == 0,
+    )
+    if trainer.is_main:
+        trainer.run.create()
+        trainer.run.write_json("split.json", split_record(datasets))
+    history = trainer.fit(resume=resume)
+    test_metrics: dict[str, float] = {}
+    if len(datasets.test) and trainer.is_main:
+        best = run_dir / "checkpoints" / "best"
+        backend.load_checkpoint(best) if any(best.parent.glob("best*")) else None
+        test_metrics, _, _ = trainer.evaluate(test_loader)
+        trainer.run.write_json("test_metrics.json", {"split": datasets.split, **test_metrics})
+    return TrainResult(run_dir, history, test_metrics, backend.num_parameters())
+
+
+def split_record(datasets: Any) -> dict[str, Any]:
+    """Which participants and sequences each part of the split holds (saved in the run)."""
+    record: dict[str, Any] = {"split": datasets.split}
+    for part in ("train", "valid", "test"):
+        ds = getattr(datasets, part)
+        record[part] = {
+            "participants": sorted({int(p) for p in ds.participants}),
+            "sequence_ids": [int(s) for s in ds.sequence_ids],
+        }
+    return record
+
+
+def describe(result: TrainResult) -> str:
+    """One short human summary of a finished run."""
+    last = result.history[-1] if result.history else {}
+    parts = [f"run: {result.run_dir}", f"params: {result.num_parameters:,}"]
+    if last:
+        parts.append(f"epochs: {len(result.history)} val_accuracy: {last.get('val_accuracy', float('nan')):.4f}")
+    if result.test_metrics:
+        parts.append(f"test: {json.dumps({k: round(v, 4) for k, v in result.test_metrics.items()})}")
+    return "\n".join(parts)
