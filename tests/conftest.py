@@ -40,3 +40,29 @@ def real_videos_dir() -> Path:
     if not REAL_VIDEOS.is_dir():
         pytest.skip(f"real videos not found at {REAL_VIDEOS}")
     return REAL_VIDEOS
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory) -> Path:
+    """A small learnable synthetic dataset in Kaggle layout (6 signs, 5 signers, 4 takes each)."""
+    from islr.data.synthetic import generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(out, signs=6, participants=5, per_sign=4, seed=0, min_frames=10, max_frames=32)
+    return out
+
+
+def tiny_config(data_dir: Path, cache_dir: Path, framework: str = "torch", **overrides):
+    """An ExperimentConfig for fast tests: small transformer, 2 epochs, no progress bars."""
+    from islr.config import load_config
+
+    items = {
+        "data.data_dir": str(data_dir), "data.cache_dir": str(cache_dir), "data.workers": 1,
+        "data.valid_size": 0.2, "data.test_size": 0.2,
+        "train.framework": framework, "train.epochs": 2, "train.batch_size": 16, "train.progress": False,
+        "train.tensorboard": False, "train.lr": 3e-3, "train.seed": 0,
+        "model.name": "transformer",
+        "model.params": {"d_model": 32, "num_heads": 2, "dim_feedforward": 64, "num_layers": 1},
+    }
+    items.update(overrides)
+    return load_config(None, [f"{k}={v}" if not isinstance(v, dict) else f"{k}={v!r}" for k, v in items.items()])

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "plot": "plot",
     "models": "models",
     "train": "train",
+    "evaluate": "evaluate",
 }
 
 

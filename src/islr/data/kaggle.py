@@ -144,7 +144,8 @@ def read_landmarks(path: str | Path, check: bool = True) -> np.ndarray:
             problem = _schema_problem(parquet.schema_arrow, columns)
             if problem:
                 raise DataError(path, problem)
-            table = parquet.read(columns=columns)
+            # One thread: a file is a few thousand rows, and batch jobs parallelise over files.
+            table = parquet.read(columns=columns, use_threads=False)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except IsADirectoryError:

@@ -28,7 +28,7 @@ class TensorBoardLogger(Callback):
 
     def _open(self) -> Any:
         if self._writer is None:
-            from tensorboard.summary.writer.event_file_writer import EventFileWriter
+            from islr.training.event_writer import EventFileWriter
 
             self.log_dir.mkdir(parents=True, exist_ok=True)
             self._writer = EventFileWriter(str(self.log_dir))

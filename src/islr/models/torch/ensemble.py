@@ -33,7 +33,9 @@ def build_members(
     built = []
     for i, member in enumerate(members):
         if not isinstance(member, dict) or "name" not in member:
-            raise ConfigError(f"ensemble member {i} must be a mapping with a 'name', got {member!r}")
+            raise ConfigError(
+                f"ensemble member {i} must be a mapping with a 'name', got {member!r}"
+            )
         unknown = set(member) - {"name", "params"}
         if unknown:
             raise ConfigError(f"ensemble member {i}: unknown keys {sorted(unknown)}")

@@ -149,8 +149,14 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
         if not (self.training or self.running_mean is None):
             return F.batch_norm(
-                x.transpose(1, 2), self.running_mean, self.running_var, self.weight, self.bias,
-                False, 0.0, self.eps,
+                x.transpose(1, 2),
+                self.running_mean,
+                self.running_var,
+                self.weight,
+                self.bias,
+                False,
+                0.0,
+                self.eps,
             ).transpose(1, 2)
         if mask is None:
             weights = torch.ones(x.shape[:2], device=x.device, dtype=x.dtype)

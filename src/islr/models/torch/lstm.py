@@ -50,7 +50,9 @@ class LSTMEncoder(nn.Module):
     def __init__(self, input_dim: int, hidden_dim: int, num_layers: int, dropout: float):
         super().__init__()
         if num_layers < 1 or hidden_dim < 1:
-            raise ConfigError(f"LSTM needs num_layers >= 1 and hidden_dim >= 1, got {num_layers}, {hidden_dim}")
+            raise ConfigError(
+                f"LSTM needs num_layers >= 1 and hidden_dim >= 1, got {num_layers}, {hidden_dim}"
+            )
         sizes = [input_dim] + [hidden_dim] * num_layers
         self.layers = nn.ModuleList(keras_like_lstm(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.between = nn.ModuleList(nn.Dropout(dropout) for _ in range(num_layers - 1))

@@ -1,0 +1,32 @@
+"""Evaluate a trained run: ``islr evaluate RUN_DIR [--data-dir DIR] [--split test|valid|all]``.
+
+Writes ``metrics.json`` (accuracy, top5, macro_f1, n), ``per_sign_accuracy.csv`` and
+``confusion_matrix.png`` into the run directory (or ``--out``). With ``--data-dir DIR --split all``
+a run is scored on every sequence of another Kaggle-layout dataset (e.g. unseen signers) with
+its own preprocessing and sign map; sequences of signs the run does not know are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_dir", help="a run directory written by `islr train`")
+    parser.add_argument("--data-dir", help="evaluate on this Kaggle-layout dataset instead")
+    parser.add_argument("--split", default="test", choices=("test", "valid", "train", "all"))
+    parser.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    parser.add_argument("--out", help="folder for the outputs (default: the run directory)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from islr.evaluate import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.data_dir, args.split, args.checkpoint, args.out)
+    m = result.metrics
+    print(f"{m['model']} ({m['framework']}) on {m['split']}: accuracy {m['accuracy']:.4f}  top5 {m['top5']:.4f}  "
+          f"macro_f1 {m['macro_f1']:.4f}  n {m['n']}" + (f"  skipped {m['skipped']}" if m["skipped"] else ""))
+    for path, reason in result.skipped[:10]:
+        print(f"  skipped {path}: {reason}")
+    print(f"wrote {', '.join(str(p) for p in result.outputs.values())}")
+    return 0

@@ -1,0 +1,301 @@
+"""Training augmentations on prepared ``(L, P, C)`` sequences (x, y in image units, about [0, 1]).
+
+:class:`Augmenter` applies each augmentation with its own probability from
+:class:`islr.config.AugmentConfig`, drawing every random number from the generator it is given,
+so a batch is reproducible from ``(seed, epoch, batch)``. Over a batch the spatial transforms
+(rotation, scaling, shift, affine) are composed into one 2x2 matrix and offset per sample and
+applied to all frames of the batch in one ``einsum``.
+
+The seed project's augmentations: frame dropout, mirror, rotation, scaling, shift (and the
+``normalize`` / ``standardize`` helpers below). The Kaggle 1st place's: time resampling,
+random affine (scale, shear, shift, rotation about the image centre), temporal mask and
+spatial cutout (both write NaN, i.e. "missing", which featurize turns into ``nan_value``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from islr.config import AugmentConfig, PreprocessConfig
+from islr.data.landmarks import FULL_MIRROR, get_subset
+
+#: Augmentation names in the order they are applied; each has a probability field of that name.
+AUGMENTATIONS = (
+    "frame_dropout",
+    "time_resample",
+    "mirror",
+    "rotate",
+    "scale",
+    "shift",
+    "affine",
+    "temporal_mask",
+    "spatial_cutout",
+)
+_CENTRE = 0.5  # rotations, scalings and shears act about the image centre
+
+
+def normalize(frames: np.ndarray, mn: float | np.ndarray, std: float | np.ndarray) -> np.ndarray:
+    """The seed's ``normalize``: ``(frames - mn) / std``."""
+    return ((np.asarray(frames, dtype=np.float32) - mn) / std).astype(np.float32)
+
+
+def standardize(frames: np.ndarray) -> np.ndarray:
+    """The seed's ``standardize``: zero NaN-mean and unit NaN-std over the whole array."""
+    frames = np.asarray(frames, dtype=np.float32)
+    valid = ~np.isnan(frames)
+    if not valid.any():
+        return frames.copy()
+    mean = frames[valid].mean()
+    std = frames[valid].std()
+    return ((frames - mean) / (std if std > 1e-6 else 1.0)).astype(np.float32)
+
+
+def mirror_permutation(subset_name: str, extra_rows: Sequence[int] = ()) -> np.ndarray:
+    """Point permutation of a horizontal flip for ``subset`` plus ``extra_rows`` appended to it.
+
+    An extra row whose mirror twin is not among the points maps to itself (the default carried
+    reference, lower-lip centre 17, lies on the mirror axis, so that is exact).
+    """
+    subset = get_subset(subset_name)
+    base = subset.mirror
+    if not len(extra_rows):
+        return base
+    rows = np.concatenate([subset.indices, np.asarray(extra_rows, dtype=np.int64)])
+    where = {int(r): i for i, r in enumerate(rows)}
+    extra = [where.get(int(FULL_MIRROR[r]), len(base) + k) for k, r in enumerate(extra_rows)]
+    return np.concatenate([base, np.asarray(extra, dtype=np.int64)])
+
+
+class Augmenter:
+    """Random augmentations with per-augmentation probabilities (see :data:`AUGMENTATIONS`).
+
+    ``subset_name`` gives the mirror map of the prepared points; ``coords`` names the prepared
+    coordinates (spatial transforms act on x and y only); ``extra_rows`` are raw rows appended
+    after the subset (the carried reference point, see :func:`for_preprocess`).
+    """
+
+    def __init__(
+        self,
+        cfg: AugmentConfig,
+        subset_name: str,
+        coords: Sequence[str] = ("x", "y"),
+        extra_rows: Sequence[int] = (),
+    ):
+        self.cfg = dataclasses.replace(cfg)
+        self.subset_name = subset_name
+        self.coords = tuple(coords)
+        self.mirror_perm = mirror_permutation(subset_name, extra_rows)
+        self._x = self.coords.index("x") if "x" in self.coords else None
+        self._y = self.coords.index("y") if "y" in self.coords else None
+        self._p = {name: float(getattr(cfg, name)) for name in AUGMENTATIONS}
+        for name, p in self._p.items():
+            self.set_probability(name, p)
+
+    @classmethod
+    def for_preprocess(cls, cfg: AugmentConfig, pre: PreprocessConfig) -> Augmenter:
+        """An augmenter matching the prepared layout of ``pre`` (subset, coords, reference point)."""
+        from islr.data.preprocess import feature_points, prepared_rows
+
+        extra = prepared_rows(pre)[feature_points(pre):]
+        return cls(cfg, pre.landmarks, pre.coords, extra_rows=extra.tolist())
+
+    # -- probabilities ------------------------------------------------------------------------
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """Current probability of each augmentation (a copy)."""
+        return dict(self._p)
+
+    def set_probability(self, name: str, p: float) -> None:
+        """Set the probability of one augmentation (0 disables it)."""
+        if name not in self._p:
+            raise KeyError(f"unknown augmentation {name!r}; known: {list(AUGMENTATIONS)}")
+        if not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"probability of {name!r} must be in [0, 1], got {p}")
+        self._p[name] = float(p)
+
+    def scale_probabilities(self, factor: float, max_p: float) -> dict[str, float]:
+        """Multiply every enabled probability by ``factor``, capped at ``max_p``.
+
+        Disabled (zero) augmentations stay disabled; growing never lowers a probability that
+        already exceeds ``max_p``. Returns the new probabilities.
+        """
+        for name, p in self._p.items():
+            if p <= 0:
+                continue
+            new = p * factor
+            new = max(p, min(new, max_p)) if factor >= 1 else min(new, max_p)
+            self._p[name] = float(min(max(new, 0.0), 1.0))
+        return self.probabilities
+
+    @property
+    def active(self) -> bool:
+        """True if any augmentation has a non-zero probability."""
+        return any(p > 0 for p in self._p.values())
+
+    def __repr__(self) -> str:
+        on = {k: round(v, 3) for k, v in self._p.items() if v > 0}
+        return f"Augmenter({self.subset_name}, {on or 'all off'})"
+
+    # -- application --------------------------------------------------------------------------
+    def __call__(self, seq: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Augment one prepared sequence (a new array; the input is never modified)."""
+        return self.apply_batch([seq], rng)[0]
+
+    def apply_batch(self, seqs: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+        """Augment a batch of prepared sequences; the draws depend only on ``rng`` and the batch."""
+        n = len(seqs)
+        out = [np.array(s, dtype=np.float32, copy=True) for s in seqs]
+        if not n:
+            return out
+        cfg = self.cfg
+        # Every draw happens whatever the probabilities, so the stream layout is fixed.
+        apply = {name: rng.random(n) < self._p[name] for name in AUGMENTATIONS}
+        rate = rng.uniform(*cfg.time_resample_range, size=n)
+        angle = np.deg2rad(rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees, size=n))
+        factor = rng.uniform(*cfg.scale_range, size=n)
+        shift = rng.uniform(-cfg.shift_max, cfg.shift_max, size=(n, 2))
+        a_scale = rng.uniform(*cfg.affine_scale, size=(n, 2))
+        a_shear = rng.uniform(-cfg.affine_shear, cfg.affine_shear, size=(n, 2))
+        a_shift = rng.uniform(-cfg.affine_shift, cfg.affine_shift, size=(n, 2))
+        a_angle = np.deg2rad(rng.uniform(-cfg.affine_degrees, cfg.affine_degrees, size=n))
+        seeds = rng.integers(0, 2**63 - 1, size=n)  # per-sample streams for variable-size draws
+
+        for i in range(n):
+            sub = np.random.default_rng(int(seeds[i]))
+            if apply["frame_dropout"][i]:
+                out[i] = frame_dropout(out[i], cfg.frame_dropout_rate, sub)
+            if apply["time_resample"][i]:
+                out[i] = time_resample(out[i], float(rate[i]))
+            if apply["mirror"][i]:
+                out[i] = self.mirror(out[i])
+
+        if self._x is not None and self._y is not None:
+            mats, offs = self._spatial_params(apply, angle, factor, shift, a_scale, a_shear, a_angle, a_shift)
+            spatial = apply["rotate"] | apply["scale"] | apply["shift"] | apply["affine"]
+            moved = np.flatnonzero(spatial).tolist()
+            if moved:
+                self._transform(out, moved, mats, offs)
+
+        for i in range(n):
+            sub = np.random.default_rng(int(seeds[i]) ^ 0x5DEECE66D)
+            if apply["temporal_mask"][i]:
+                out[i] = temporal_mask(out[i], cfg.temporal_mask_fraction, sub)
+            if apply["spatial_cutout"][i] and self._x is not None and self._y is not None:
+                out[i] = spatial_cutout(out[i], cfg.spatial_cutout_fraction, sub, (self._x, self._y))
+        return out
+
+    def mirror(self, seq: np.ndarray) -> np.ndarray:
+        """Horizontal flip: ``x -> 1 - x`` and left/right landmarks swapped."""
+        if seq.shape[1] != len(self.mirror_perm):
+            raise ValueError(f"sequence has {seq.shape[1]} points, the mirror map {len(self.mirror_perm)}")
+        flipped = seq[:, self.mirror_perm].copy()
+        if self._x is not None:
+            flipped[..., self._x] = 1.0 - flipped[..., self._x]
+        return flipped
+
+    @staticmethod
+    def _spatial_params(apply, angle, factor, shift, a_scale, a_shear, a_angle, a_shift):
+        """Per-sample ``M`` (2x2) and offset ``b``: ``xy' = M (xy - c) + c + b``, c = image centre."""
+        n = len(angle)
+        mats = np.tile(np.eye(2), (n, 1, 1))
+        offs = np.zeros((n, 2))
+        for i in range(n):
+            m = np.eye(2)
+            b = np.zeros(2)
+            if apply["rotate"][i]:
+                m = rotation_matrix(angle[i]) @ m
+            if apply["scale"][i]:
+                m = factor[i] * m
+            if apply["shift"][i]:
+                b = b + shift[i]
+            if apply["affine"][i]:
+                shear = np.array([[1.0, a_shear[i, 0]], [a_shear[i, 1], 1.0]])
+                aff = rotation_matrix(a_angle[i]) @ np.diag(a_scale[i]) @ shear
+                m = aff @ m
+                b = aff @ b + a_shift[i]
+            mats[i], offs[i] = m, b
+        return mats, offs
+
+    def _transform(self, out: list[np.ndarray], moved: list[int], mats: np.ndarray, offs: np.ndarray) -> None:
+        """Apply the per-sample affine maps to every frame of the ``moved`` samples at once."""
+        lengths = np.array([len(out[i]) for i in moved])
+        if not lengths.sum():
+            return
+        xy_idx = [self._x, self._y]
+        stacked = np.concatenate([out[i][..., xy_idx] for i in moved], axis=0) - _CENTRE  # (N, P, 2)
+        per_frame_m = np.repeat(mats[moved], lengths, axis=0).astype(np.float32)
+        per_frame_b = np.repeat(offs[moved], lengths, axis=0).astype(np.float32)
+        moved_xy = np.einsum("fpc,fdc->fpd", stacked, per_frame_m) + _CENTRE + per_frame_b[:, None, :]
+        for i, piece in zip(moved, np.split(moved_xy, np.cumsum(lengths)[:-1]), strict=True):
+            out[i][..., xy_idx] = piece
+
+
+def rotation_matrix(theta: float) -> np.ndarray:
+    """Counter-clockwise rotation by ``theta`` radians in (x, y): ``[[cos, -sin], [sin, cos]]``."""
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
+def frame_dropout(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """The seed's frame dropout: drop each frame with probability ``rate`` (one frame always stays)."""
+    if len(seq) <= 1:
+        return seq.copy()
+    keep = rng.random(len(seq)) >= rate
+    if not keep.any():
+        keep[rng.integers(len(seq))] = True
+    return seq[keep].copy()
+
+
+def time_resample(seq: np.ndarray, rate: float) -> np.ndarray:
+    """Change the speed: ``round(L * rate)`` frames (at least 1) by linear interpolation in time.
+
+    Where an output frame falls exactly on an input frame it is that frame; between frames a
+    value is NaN when either neighbour is NaN.
+    """
+    length = len(seq)
+    new = max(1, int(round(length * rate)))
+    if length == 0 or new == length:
+        return seq.copy()
+    if length == 1:
+        return np.repeat(seq, new, axis=0)
+    pos = np.linspace(0.0, length - 1, new)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, length - 1)
+    w = (pos - lo).astype(np.float32)[:, None, None]
+    out = seq[lo] * (1 - w) + seq[hi] * w
+    exact = w[:, 0, 0] == 0
+    out[exact] = seq[lo[exact]]
+    return out.astype(np.float32)
+
+
+def temporal_mask(seq: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    """Set a random run of up to ``fraction * L`` consecutive frames to NaN (frames are kept)."""
+    out = seq.copy()
+    length = len(seq)
+    span = int(rng.integers(0, max(1, int(fraction * length)) + 1))
+    if span == 0 or length == 0:
+        return out
+    start = int(rng.integers(0, length - span + 1))
+    out[start : start + span] = np.nan
+    return out
+
+
+def spatial_cutout(
+    seq: np.ndarray, fraction: float, rng: np.random.Generator, xy: tuple[int, int] = (0, 1)
+) -> np.ndarray:
+    """Set to NaN every point inside a random square of side ``fraction`` (image units), centred
+    on a randomly chosen observed point, in every frame."""
+    out = seq.copy()
+    pts = seq[..., list(xy)]
+    seen = np.flatnonzero(~np.isnan(pts).any(axis=-1).ravel())
+    if not seen.size:
+        return out
+    centre = pts.reshape(-1, 2)[seen[rng.integers(seen.size)]]
+    half = fraction / 2
+    with np.errstate(invalid="ignore"):
+        inside = (np.abs(pts - centre) <= half).all(axis=-1)
+    out[inside] = np.nan
+    return out

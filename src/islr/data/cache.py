@@ -1,0 +1,338 @@
+"""A parallel, resumable, config-keyed store of prepared sequences.
+
+``build_cache(samples, cfg, cache_dir)`` runs :func:`islr.data.preprocess.prepare` on every file
+(a process pool over all cores by default, with a progress bar) and keeps the result as one
+compact store in ``cache_dir/<landmarks>-<key>/``:
+
+- ``data.npy``: every prepared sequence concatenated along time, float32 ``(frames, P, C)``,
+  memory-mapped when read;
+- ``index.csv``: one row per stored sequence: ``offset, length, participant_id, sequence_id,
+  sign, path``;
+- ``errors.csv``: files that could not be read (``path, reason``), skipped, never fatal;
+- ``meta.json``: written last; its presence marks a complete store.
+
+The key hashes the settings that ``prepare`` depends on, the store format and every input file
+(path, size, modification time, metadata), so changing any of them builds a new store and an
+unchanged second run only opens the existing one. Work is written as chunk shards (temporary
+file + ``os.replace``), so a build that is killed resumes where it stopped. Raw data is only
+read, never written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from islr.config import PreprocessConfig, to_dict
+from islr.data.kaggle import Sample, read_landmarks
+from islr.data.preprocess import check_config, featurize, points_and_coords, prepare, prepared_rows
+from islr.errors import DataError
+
+FORMAT_VERSION = 1
+CHUNK_SIZE = 32
+INDEX_COLUMNS = ("offset", "length", "participant_id", "sequence_id", "sign", "path")
+
+
+def prepare_settings(cfg: PreprocessConfig) -> dict[str, Any]:
+    """The settings :func:`prepare` reads (normalisation, resizing and motion are not cached)."""
+    return {
+        "rows": prepared_rows(cfg).tolist(),
+        "coords": list(cfg.coords),
+        "max_gap": cfg.max_gap,
+        "drop_empty_frames": cfg.drop_empty_frames,
+        "max_len": cfg.max_len if cfg.length_mode == "variable" else None,
+    }
+
+
+def cache_key(samples: Sequence[Sample], cfg: PreprocessConfig) -> str:
+    """Hash of the prepare settings, the store format and each input file's identity."""
+    digest = hashlib.sha256()
+    header = {"format": FORMAT_VERSION, "chunk": CHUNK_SIZE, "prepare": prepare_settings(cfg)}
+    digest.update(json.dumps(header, sort_keys=True).encode())
+    for s in samples:
+        try:
+            st = os.stat(s.path)
+            ident = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            ident = "missing"
+        digest.update(f"{s.path}|{ident}|{s.participant_id}|{s.sequence_id}|{s.sign}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def default_workers() -> int:
+    """All cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class CacheStore:
+    """An opened store: ``len(store)``, ``store[i]`` -> prepared ``(L, P, C)`` (a read-only view)."""
+
+    path: Path
+    key: str
+    offsets: np.ndarray
+    lengths: np.ndarray
+    participant_ids: np.ndarray
+    sequence_ids: np.ndarray
+    signs: list[str]
+    paths: list[str]
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    hit: bool = False
+    """True when the store already existed (nothing was built)."""
+    build_seconds: float = 0.0
+    _data: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def data(self) -> np.ndarray:
+        """All frames, ``(frames, P, C)`` float32, memory-mapped (opened on first use)."""
+        if self._data is None:
+            file = self.path / "data.npy"
+            # An empty array cannot be memory-mapped; it is tiny anyway.
+            self._data = np.load(file, mmap_mode="r") if self.lengths.sum() else np.load(file)
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        start = int(self.offsets[i])
+        return self.data[start : start + int(self.lengths[i])]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def __getstate__(self) -> dict[str, Any]:  # pickle without the memory map (reopened lazily)
+        state = dict(self.__dict__)
+        state["_data"] = None
+        return state
+
+    @property
+    def frames(self) -> int:
+        """Total stored frames."""
+        return int(self.lengths.sum())
+
+    def export_npy(self, out_dir: str | Path, cfg: PreprocessConfig) -> int:
+        """Write each sequence's unpadded features as ``out_dir/<participant>/<sequence>.npy``."""
+        out_dir = Path(out_dir)
+        for i in range(len(self)):
+            target = out_dir / str(int(self.participant_ids[i])) / f"{int(self.sequence_ids[i])}.npy"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            np.save(target, featurize(self[i], cfg))
+        return len(self)
+
+
+def store_dir(cache_dir: str | Path, cfg: PreprocessConfig, key: str) -> Path:
+    """Folder of the store for ``key`` inside ``cache_dir``."""
+    return Path(cache_dir) / f"{cfg.landmarks}-{key}"
+
+
+def open_store(path: str | Path) -> CacheStore:
+    """Open a complete store folder (raises :class:`DataError` if it is incomplete)."""
+    path = Path(path)
+    meta_file = path / "meta.json"
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (FileNotFoundError, json.JSONDecodeError) as exc:
+        raise DataError(path, f"not a complete cache store ({type(exc).__name__})") from None
+    columns: dict[str, list[str]] = {c: [] for c in INDEX_COLUMNS}
+    with open(path / "index.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            for c in INDEX_COLUMNS:
+                columns[c].append(row[c])
+    errors: list[tuple[str, str]] = []
+    if (path / "errors.csv").exists():
+        with open(path / "errors.csv", newline="") as f:
+            errors = [(r["path"], r["reason"]) for r in csv.DictReader(f)]
+    return CacheStore(
+        path=path,
+        key=meta["key"],
+        offsets=np.array(columns["offset"], dtype=np.int64),
+        lengths=np.array(columns["length"], dtype=np.int64),
+        participant_ids=np.array(columns["participant_id"], dtype=np.int64),
+        sequence_ids=np.array(columns["sequence_id"], dtype=np.int64),
+        signs=columns["sign"],
+        paths=columns["path"],
+        errors=errors,
+    )
+
+
+def _prepare_chunk(task: tuple[int, list[str], PreprocessConfig, str]) -> tuple[int, int]:
+    """Worker: prepare one chunk of files and write its shard atomically. Returns (chunk, files)."""
+    chunk, paths, cfg, shard = task
+    arrays: list[np.ndarray] = []
+    lengths = np.zeros(len(paths), dtype=np.int64)
+    ok = np.zeros(len(paths), dtype=bool)
+    reasons = [""] * len(paths)
+    for j, path in enumerate(paths):
+        try:
+            seq = prepare(read_landmarks(path), cfg)
+        except DataError as exc:
+            reasons[j] = exc.reason
+            continue
+        except Exception as exc:  # one bad file must never stop a long build
+            reasons[j] = f"{type(exc).__name__}: {exc}"
+            continue
+        arrays.append(seq)
+        lengths[j] = len(seq)
+        ok[j] = True
+    p, c = points_and_coords(cfg)
+    data = np.concatenate(arrays) if arrays else np.zeros((0, p, c), np.float32)
+    tmp = f"{shard}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as f:
+        np.savez(f, data=data, lengths=lengths, ok=ok, reasons=np.array(reasons, dtype=str))
+    os.replace(tmp, shard)
+    return chunk, len(paths)
+
+
+def _mp_context() -> Any:
+    import multiprocessing as mp
+
+    # fork is unsafe once pyarrow's thread pools exist in the parent; forkserver/spawn are not.
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
+def _run_chunks(tasks: list[tuple[int, list[str], PreprocessConfig, str]], total: int, done: int,
+                workers: int, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=done, unit="file", desc="preprocess", disable=not progress,
+               dynamic_ncols=True)
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            for task in tasks:
+                bar.update(_prepare_chunk(task)[1])
+            return
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_mp_context()) as pool:
+            futures = [pool.submit(_prepare_chunk, task) for task in tasks]
+            try:
+                for future in as_completed(futures):
+                    bar.update(future.result()[1])
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        bar.close()
+
+
+def _assemble(root: Path, samples: Sequence[Sample], n_chunks: int, cfg: PreprocessConfig, key: str) -> None:
+    """Concatenate the shards into data.npy + index.csv + errors.csv, then write meta.json."""
+    shards = root / "shards"
+    infos = []
+    total = 0
+    for c in range(n_chunks):
+        with np.load(shards / f"{c:06d}.npz") as z:
+            lengths, ok, reasons = z["lengths"], z["ok"], z["reasons"]
+        infos.append((lengths, ok, reasons))
+        total += int(lengths.sum())
+    p, ch = points_and_coords(cfg)
+    tmp_data = root / "data.tmp.npy"
+    out = np.lib.format.open_memmap(tmp_data, mode="w+", dtype=np.float32, shape=(total, p, ch))
+    index_rows, error_rows = [], []
+    offset = 0
+    for c, (lengths, ok, reasons) in enumerate(infos):
+        with np.load(shards / f"{c:06d}.npz") as z:
+            data = z["data"]
+        out[offset : offset + len(data)] = data
+        local = 0
+        for j in range(len(lengths)):
+            s = samples[c * CHUNK_SIZE + j]
+            if not ok[j]:
+                error_rows.append((str(s.path), str(reasons[j])))
+                continue
+            n = int(lengths[j])
+            index_rows.append((offset + local, n, s.participant_id, s.sequence_id, s.sign, str(s.path)))
+            local += n
+        offset += len(data)
+    out.flush()
+    del out
+    os.replace(tmp_data, root / "data.npy")
+    _write_csv(root / "index.csv", INDEX_COLUMNS, index_rows)
+    _write_csv(root / "errors.csv", ("path", "reason"), error_rows)
+    meta = {
+        "key": key,
+        "format": FORMAT_VERSION,
+        "sequences": len(index_rows),
+        "frames": total,
+        "points": p,
+        "coords": list(cfg.coords),
+        "rows": prepared_rows(cfg).tolist(),
+        "skipped": len(error_rows),
+        "preprocess": to_dict(cfg),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    tmp_meta = root / "meta.tmp.json"
+    tmp_meta.write_text(json.dumps(meta, indent=1))
+    os.replace(tmp_meta, root / "meta.json")
+    shutil.rmtree(shards, ignore_errors=True)
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: list[tuple]) -> None:
+    tmp = path.with_suffix(".tmp.csv")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(tmp, path)
+
+
+def build_cache(
+    samples: Sequence[Sample],
+    cfg: PreprocessConfig,
+    cache_dir: str | Path,
+    workers: int = 0,
+    progress: bool = True,
+) -> CacheStore:
+    """Prepare ``samples`` into a store under ``cache_dir`` (or open the existing one).
+
+    ``workers=0`` uses every core; 1 works in this process. Files that fail are listed in
+    ``store.errors`` as ``(path, reason)`` and left out of the store. A second call with the same
+    settings and unchanged files returns the existing store (``store.hit`` is True); a call after
+    an interrupted build redoes only the missing chunks.
+    """
+    check_config(cfg)
+    started = time.perf_counter()
+    samples = list(samples)
+    key = cache_key(samples, cfg)
+    root = store_dir(cache_dir, cfg, key)
+    if (root / "meta.json").exists():
+        try:
+            store = open_store(root)
+            store.hit = True
+            return store
+        except (DataError, OSError, KeyError, ValueError):
+            pass  # damaged: rebuild below
+    shards = root / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    n_chunks = (len(samples) + CHUNK_SIZE - 1) // CHUNK_SIZE
+    tasks, done = [], 0
+    for c in range(n_chunks):
+        chunk = samples[c * CHUNK_SIZE : (c + 1) * CHUNK_SIZE]
+        shard = shards / f"{c:06d}.npz"
+        if shard.exists():
+            done += len(chunk)
+            continue
+        tasks.append((c, [str(s.path) for s in chunk], cfg, str(shard)))
+    for stale in shards.glob("*.tmp"):
+        stale.unlink(missing_ok=True)
+    _run_chunks(tasks, len(samples), done, workers or default_workers(), progress)
+    _assemble(root, samples, n_chunks, cfg, key)
+    store = open_store(root)
+    store.build_seconds = time.perf_counter() - started
+    return store

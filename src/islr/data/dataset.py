@@ -1,0 +1,172 @@
+"""Framework-free dataset and batch loader over prepared sequences.
+
+:class:`LandmarkDataset` holds prepared ``(L, P, C)`` sequences (a list of arrays or a
+:class:`islr.data.cache.CacheStore`) with their labels and metadata; an item is
+``prepared -> augment (training only) -> featurize``. :class:`BatchLoader` yields numpy batch
+dicts ``{"x": (B, T, F) float32, "mask": (B, T) bool, "y": (B,) int64}`` that every framework
+only converts. Shuffling and augmentation draw only from ``(seed, epoch, batch index)``, so a
+resumed run reproduces its batches exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from islr.config import PreprocessConfig
+from islr.data.augment import Augmenter
+from islr.data.preprocess import feature_dim, featurize
+
+_AUG_STREAM = 0xA5  # separates augmentation draws from the shuffling stream
+
+
+class LandmarkDataset:
+    """Prepared sequences with labels; ``ds[i] -> (features (L', F) float32, label)``."""
+
+    def __init__(
+        self,
+        sequences: Sequence[np.ndarray] | Any,
+        labels: Sequence[int] | np.ndarray,
+        cfg: PreprocessConfig,
+        participants: Sequence[int] | np.ndarray | None = None,
+        sequence_ids: Sequence[int] | np.ndarray | None = None,
+        sign_names: list[str] | None = None,
+        augmenter: Augmenter | None = None,
+        indices: np.ndarray | None = None,
+    ):
+        self.sequences = sequences
+        n_all = len(sequences)
+        self._labels = np.asarray(labels, dtype=np.int64)
+        if len(self._labels) != n_all:
+            raise ValueError(f"{n_all} sequences but {len(self._labels)} labels")
+        self._participants = np.asarray(participants if participants is not None else np.zeros(n_all), dtype=np.int64)
+        self._sequence_ids = np.asarray(sequence_ids if sequence_ids is not None else np.arange(n_all), dtype=np.int64)
+        self.cfg = cfg
+        self.sign_names = list(sign_names) if sign_names is not None else []
+        self.augmenter = augmenter
+        self._indices = np.arange(n_all, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
+        self.feature_dim = feature_dim(cfg)
+        self._rng = np.random.default_rng(0)
+
+    def __len__(self) -> int:
+        return len(self._indices)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class index of each sample (int64)."""
+        return self._labels[self._indices]
+
+    @property
+    def participants(self) -> np.ndarray:
+        """Participant id of each sample."""
+        return self._participants[self._indices]
+
+    @property
+    def sequence_ids(self) -> np.ndarray:
+        """Kaggle sequence id of each sample."""
+        return self._sequence_ids[self._indices]
+
+    def prepared(self, i: int) -> np.ndarray:
+        """The stored prepared sequence ``(L, P, C)`` of sample ``i`` (do not modify it)."""
+        return np.asarray(self.sequences[int(self._indices[i])])
+
+    def lengths(self) -> np.ndarray:
+        """Prepared frame count of every sample (before any resizing)."""
+        lengths = getattr(self.sequences, "lengths", None)
+        if lengths is not None:
+            return np.asarray(lengths)[self._indices]
+        return np.array([len(self.sequences[int(j)]) for j in self._indices], dtype=np.int64)
+
+    def features(self, indices: Sequence[int], rng: np.random.Generator | None = None) -> list[np.ndarray]:
+        """Features of ``indices``; augmented (batched) when an augmenter is set and ``rng`` given."""
+        seqs = [self.prepared(i) for i in indices]
+        if self.augmenter is not None and rng is not None and self.augmenter.active:
+            seqs = self.augmenter.apply_batch(seqs, rng)
+        return [featurize(s, self.cfg) for s in seqs]
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i = i % len(self)
+        rng = self._rng if self.augmenter is not None else None
+        return self.features([i], rng)[0], int(self.labels[i])
+
+    def subset(self, indices: Sequence[int] | np.ndarray, augmenter: Augmenter | None | str = "same") -> LandmarkDataset:
+        """A view on some samples (positions in this dataset); shares the stored sequences."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return LandmarkDataset(
+            self.sequences, self._labels, self.cfg, self._participants, self._sequence_ids, self.sign_names,
+            self.augmenter if isinstance(augmenter, str) else augmenter, indices=self._indices[idx],
+        )
+
+    def collate(self, indices: Sequence[int], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+        """One batch dict: ``x`` zero-padded ``(B, T, F)``, ``mask`` True on real frames, ``y``."""
+        feats = self.features(indices, rng)
+        lengths = np.array([len(f) for f in feats], dtype=np.int64)
+        width = self.cfg.fixed_len if self.cfg.length_mode == "fixed" else max(1, int(lengths.max(initial=0)))
+        x = np.zeros((len(feats), width, self.feature_dim), dtype=np.float32)
+        mask = np.zeros((len(feats), width), dtype=bool)
+        for b, f in enumerate(feats):
+            x[b, : len(f)] = f
+            mask[b, : len(f)] = True
+        y = self.labels[np.asarray(indices, dtype=np.int64)] if len(indices) else np.zeros(0, np.int64)
+        return {"x": x, "mask": mask, "y": y.astype(np.int64)}
+
+    def __repr__(self) -> str:
+        n_part = len(np.unique(self.participants))
+        n_signs = len(np.unique(self.labels))
+        aug = repr(self.augmenter) if self.augmenter is not None else "none"
+        return (
+            f"LandmarkDataset(samples={len(self)}, participants={n_part}, signs={n_signs}, "
+            f"landmarks={self.cfg.landmarks}, length_mode={self.cfg.length_mode}, features={self.feature_dim}, "
+            f"augment={aug})"
+        )
+
+
+class BatchLoader:
+    """Iterate a :class:`LandmarkDataset` in numpy batch dicts.
+
+    ``len(loader)`` is the number of batches. With ``shuffle`` the order is a permutation drawn
+    from ``(seed, epoch)``; augmentation of batch ``b`` draws from ``(seed, epoch, b)``; call
+    :meth:`set_epoch` before each epoch. ``loader.batch(b)`` builds batch ``b`` directly.
+    """
+
+    def __init__(self, dataset: LandmarkDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
+                 drop_last: bool = False):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order and augmentation the next iteration reproduces."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def order(self) -> np.ndarray:
+        """Sample positions of this epoch, in batch order."""
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n, dtype=np.int64)
+        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+
+    def batch(self, b: int, order: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Batch ``b`` of the current epoch."""
+        order = self.order() if order is None else order
+        idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+        rng = np.random.default_rng([self.seed, self.epoch, b, _AUG_STREAM])
+        return self.dataset.collate(idx, rng)
+
+    def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
+        order = self.order()
+        for b in range(len(self)):
+            yield self.batch(b, order)

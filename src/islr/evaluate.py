@@ -1,0 +1,114 @@
+"""Evaluate a trained run: accuracy, top-5, macro F1, per-sign accuracy and a confusion matrix.
+
+``evaluate_run(run_dir)`` scores the run's own held-out split (rebuilt from its config and
+checked against ``split.json``); with ``data_dir`` and ``split="all"`` it scores every sequence of
+another dataset in Kaggle layout (e.g. unseen signers) with the run's preprocessing and sign map.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from islr.errors import ConfigError
+from islr.training.metrics import classification_metrics, confusion_matrix, per_class_accuracy
+from islr.training.run_dir import RunDir
+
+SPLITS = ("test", "valid", "train", "all")
+
+
+@dataclass
+class Evaluation:
+    """Metrics and where the files went."""
+
+    metrics: dict[str, Any]
+    logits: np.ndarray
+    labels: np.ndarray
+    sequence_ids: np.ndarray
+    outputs: dict[str, Path]
+    skipped: list[tuple[str, str]]
+
+
+def _dataset_for(run: RunDir, cfg: Any, sign_map: dict[str, int], data_dir: str | None, split: str) -> tuple[Any, str, list]:
+    from islr.data.cache import build_cache
+    from islr.data.datamodule import build_datasets
+    from islr.data.dataset import LandmarkDataset
+    from islr.data.kaggle import read_train_csv
+
+    if split not in SPLITS:
+        raise ConfigError(f"--split must be one of {SPLITS}")
+    if data_dir and split == "all":
+        samples = read_train_csv(data_dir)
+        skipped = [(str(s.path), f"sign {s.sign!r} is not in the run's sign map") for s in samples if s.sign not in sign_map]
+        samples = [s for s in samples if s.sign in sign_map]
+        store = build_cache(samples, cfg.preprocess, cfg.data.cache_dir, workers=cfg.data.workers, progress=False)
+        labels = np.array([sign_map[s] for s in store.signs], dtype=np.int64)
+        names = [n for n, _ in sorted(sign_map.items(), key=lambda kv: kv[1])]
+        ds = LandmarkDataset(store, labels, cfg.preprocess, store.participant_ids, store.sequence_ids, names)
+        return ds, f"all of {data_dir}", skipped + list(store.errors)
+    if data_dir:
+        cfg.data.data_dir = str(data_dir)
+    datasets = build_datasets(cfg, progress=False)
+    if datasets.sign_map != sign_map:
+        raise ConfigError(f"{cfg.data.data_dir}: its sign map differs from the run's; use --split all")
+    if split == "all":
+        store = datasets.store
+        labels = np.array([sign_map[s] for s in store.signs], dtype=np.int64)
+        full = LandmarkDataset(store, labels, cfg.preprocess, store.participant_ids, store.sequence_ids, datasets.sign_names)
+        return full, "all", list(datasets.errors)
+    ds = getattr(datasets, split).subset(np.arange(len(getattr(datasets, split))), augmenter=None)
+    recorded = (run.path / "split.json")
+    if recorded.exists():
+        expected = run.read_json("split.json")[split]["sequence_ids"]
+        if sorted(expected) != sorted(int(s) for s in ds.sequence_ids):
+            raise ConfigError(f"{run.path}: the rebuilt {split} split differs from split.json (data changed?)")
+    return ds, f"{split} ({datasets.split})", list(datasets.errors)
+
+
+def evaluate_run(run_dir: str | Path, data_dir: str | None = None, split: str = "test",
+                 checkpoint: str = "best", out_dir: str | Path | None = None) -> Evaluation:
+    """Score a run and write ``metrics.json``, ``per_sign_accuracy.csv`` and ``confusion_matrix.png``."""
+    from islr.data.dataset import BatchLoader
+    from islr.inference.predictor import RunPredictor
+
+    run = RunDir(run_dir)
+    predictor = RunPredictor(run_dir, checkpoint)
+    cfg, sign_map = predictor.cfg, predictor.sign_map
+    dataset, described, skipped = _dataset_for(run, cfg, sign_map, data_dir, split)
+    if len(dataset) == 0:
+        raise ConfigError(f"{run.path}: the {described} split is empty")
+    loader = BatchLoader(dataset, cfg.train.batch_size, shuffle=False)
+    logits = predictor.backend.predict_logits(loader)
+    labels = dataset.labels
+    metrics: dict[str, Any] = {"split": described, "checkpoint": checkpoint, "framework": cfg.train.framework,
+                               "model": cfg.model.name, **classification_metrics(logits, labels)}
+    metrics["skipped"] = len(skipped)
+    out = Path(out_dir) if out_dir else run.path
+    out.mkdir(parents=True, exist_ok=True)
+    outputs = _write_outputs(out, metrics, logits, labels, predictor.sign_names)
+    return Evaluation(metrics, logits, labels, dataset.sequence_ids, outputs, skipped)
+
+
+def _write_outputs(out: Path, metrics: dict[str, Any], logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Path]:
+    import json
+
+    from islr.training.tensorboard import confusion_png
+
+    predictions = logits.argmax(-1)
+    n = len(names)
+    per_sign = per_class_accuracy(labels, predictions, n)
+    support = np.bincount(labels, minlength=n)
+    paths = {"metrics": out / "metrics.json", "per_sign": out / "per_sign_accuracy.csv", "confusion": out / "confusion_matrix.png"}
+    paths["metrics"].write_text(json.dumps(metrics, indent=2))
+    with open(paths["per_sign"], "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sign", "accuracy", "support"])
+        order = sorted((i for i in range(n) if support[i]), key=lambda i: per_sign[i])
+        writer.writerows([names[i], f"{per_sign[i]:.4f}", int(support[i])] for i in order)
+    png, _, _ = confusion_png(confusion_matrix(labels, predictions, n), names)
+    paths["confusion"].write_bytes(png)
+    return paths

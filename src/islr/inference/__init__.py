@@ -1,0 +1,1 @@
+"""Inference: predictors over run directories and exported files, the camera/video pipeline."""
