@@ -234,9 +234,26 @@ class Augmenter:
 
 
 def rotation_matrix(theta: float) -> np.ndarray:
-    """Counter-clockwise rotation by ``theta`` radians in (x, y): ``[[cos, -sin], [sin, cos]]``."""
+    """Rotation by ``theta`` radians in (x, y): ``[[cos, -sin], [sin, cos]]`` (with y pointing
+    down in image coordinates a positive angle turns +x toward +y, i.e. clockwise on screen)."""
     c, s = np.cos(theta), np.sin(theta)
     return np.array([[c, -s], [s, c]])
+
+
+def affine_transform(
+    seq: np.ndarray, matrix: np.ndarray, offset: Sequence[float] = (0.0, 0.0), xy: tuple[int, int] = (0, 1)
+) -> np.ndarray:
+    """``xy' = matrix @ (xy - 0.5) + 0.5 + offset`` on every point of ``(L, P, C)`` (a new array)."""
+    out = np.array(seq, dtype=np.float32, copy=True)
+    idx = list(xy)
+    moved = (out[..., idx] - _CENTRE) @ np.asarray(matrix, dtype=np.float32).T
+    out[..., idx] = moved + _CENTRE + np.asarray(offset, dtype=np.float32)
+    return out
+
+
+def rotate(seq: np.ndarray, degrees: float, xy: tuple[int, int] = (0, 1)) -> np.ndarray:
+    """Rotate about the image centre by ``degrees`` (see :func:`rotation_matrix` for the sense)."""
+    return affine_transform(seq, rotation_matrix(np.deg2rad(degrees)), xy=xy)
 
 
 def frame_dropout(seq: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:

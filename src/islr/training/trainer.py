@@ -95,6 +95,16 @@ class Trainer:
             if method is not None:
                 method(self, *args)
 
+    def _stateful_callbacks(self) -> dict[str, Any]:
+        """Callbacks with state to carry across a resume, keyed ``ClassName`` (``ClassName#2`` ...)."""
+        out: dict[str, Any] = {}
+        for callback in self.callbacks:
+            if hasattr(callback, "state_dict") and hasattr(callback, "load_state_dict"):
+                key = type(callback).__name__
+                n = sum(1 for k in out if k.split("#")[0] == key)
+                out[f"{key}#{n + 1}" if n else key] = callback
+        return out
+
     # -- checkpoints -------------------------------------------------------------------------
     def _extra(self, epoch: int, logs: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -102,7 +112,7 @@ class Trainer:
             "sign_map": self.sign_map,
             "epoch": epoch,
             "logs": {k: v for k, v in logs.items() if isinstance(v, int | float)},
-            "callbacks": [getattr(c, "state_dict", dict)() for c in self.callbacks],
+            "callbacks": {key: c.state_dict() for key, c in self._stateful_callbacks().items()},
             "python_random": random.getstate(),
             "numpy_random": np.random.get_state(),
         }
@@ -114,13 +124,10 @@ class Trainer:
 
     def _resume(self) -> None:
         extra = self.backend.load_checkpoint(self.run.checkpoints / "last")
-        states = extra.get("callbacks", [])
-        if len(states) != len(self.callbacks):
-            raise ConfigError(f"{self.run.path}: checkpoint has {len(states)} callback states, run has {len(self.callbacks)}")
-        for callback, state in zip(self.callbacks, states, strict=True):
-            loader = getattr(callback, "load_state_dict", None)
-            if loader is not None:
-                loader(state)
+        states = extra.get("callbacks", {})
+        for key, callback in self._stateful_callbacks().items():
+            if key in states:
+                callback.load_state_dict(states[key])
         if "dropout" in extra.get("logs", {}):
             self.backend.set_dropout(extra["logs"]["dropout"])
         random.setstate(_as_random_state(extra["python_random"]))
