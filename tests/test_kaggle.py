@@ -46,6 +46,7 @@ def test_written_schema_is_kaggles(tmp_path):
     assert rows["type"].iloc[:543].value_counts().to_dict() == dict(PART_ORDER)
 
 
+@pytest.mark.real
 def test_real_files_match_a_pandas_reading(real_data_dir):
     files = sorted((real_data_dir / "train_landmark_files").glob("*/*.parquet"))
     for path in files[::40]:
@@ -59,6 +60,7 @@ def test_real_files_match_a_pandas_reading(real_data_dir):
         assert np.isnan(got[:, 468:489]).all(axis=(1, 2)).any() or np.isnan(got[:, 522:543]).all(axis=(1, 2)).any()
 
 
+@pytest.mark.real
 def test_real_schema_equals_written_schema(real_data_dir, tmp_path):
     real = next((real_data_dir / "train_landmark_files").glob("*/*.parquet"))
     ours = tmp_path / "1.parquet"
@@ -67,6 +69,7 @@ def test_real_schema_equals_written_schema(real_data_dir, tmp_path):
     assert strip(pq.read_schema(real)) == strip(pq.read_schema(ours))
 
 
+@pytest.mark.real
 def test_real_tables(real_data_dir):
     sign_map = read_sign_map(real_data_dir)
     assert len(sign_map) == 250 and sorted(sign_map.values()) == list(range(250))

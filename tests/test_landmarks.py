@@ -134,6 +134,7 @@ def test_mirror_applied_to_data_moves_values():
     assert np.array_equal(flipped[:, FULL_MIRROR], frame)
 
 
+@pytest.mark.real
 def test_face_mirror_pairs_are_symmetric_on_real_faces(real_data_dir):
     """On genuine frames every mirrored face pair straddles the facial midline at equal height."""
     from islr.data.kaggle import read_landmarks

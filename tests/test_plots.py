@@ -35,6 +35,7 @@ def test_distribution_png_with_and_without_lengths(tmp_path):
     assert Image.open(counts_only).size == (1300, 650)
 
 
+@pytest.mark.real
 def test_distribution_of_real_data(real_data_dir, real_full_csv, tmp_path):
     table = sequence_table(real_full_csv)
     assert len(table) == 94477 and table["sign"].nunique() == 250 and table["frames"].isna().all()
@@ -58,6 +59,7 @@ def test_sign_gif(tmp_path):
         plot_sign(root, "zebra", tmp_path / "z.gif")
 
 
+@pytest.mark.real
 def test_cli_plots_on_real_data(real_data_dir, tmp_path, capsys):
     png, gif = tmp_path / "d.png", tmp_path / "hello.gif"
     assert main(["plot", "distribution", str(real_data_dir), "--out", str(png)]) == 0

@@ -94,6 +94,7 @@ def test_cli_default_report_goes_to_the_current_folder(tmp_path, monkeypatch, ca
     assert len(pd.read_csv(work / "validation_report.csv")) == 4
 
 
+@pytest.mark.real
 def test_real_dataset_is_all_valid(real_data_dir, tmp_path, capsys):
     report_path = tmp_path / "report.csv"
     code = main(["validate", str(real_data_dir), "--report", str(report_path), "--workers", "2"])

@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "models": "models",
     "train": "train",
     "evaluate": "evaluate",
+    "demo": "demo",
 }
 
 

@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
           f"(exclusions: {args.out}; length stats for {len(stats)} signs: {stats_path})")
     flags = exclusion_flags(table, stats, args.min_frames, no_hand)
     for rule, meaning in RULES.items():
-        print(f"  {int(flags[rule].sum()):6d}  {meaning}")
+        if rule == "no_hand_run" and no_hand is None:
+            continue
+        text = meaning.format(min_frames=args.min_frames, max_no_hand_run=no_hand)
+        print(f"  {int(flags[rule].sum()):6d}  {text}")
     return 0
 

@@ -363,7 +363,19 @@ class MultiHeadSelfAttention(MaskedLayer):
 
 # ----------------------------------------------------------------------------- models
 class SequenceClassifier(keras.Model):
-    """Base of the zoo's models: ``call([x, mask], training)`` -> ``classify(x, mask, training)``."""
+    """Base of the zoo's models: ``call([x, mask], training)`` -> ``classify(x, mask, training)``.
+
+    Only Keras' own ``name``/``dtype``/``trainable`` keywords reach ``keras.Model``; any other
+    unknown parameter is a ``TypeError`` (the registry reports it as a ConfigError), as in torch.
+    """
+
+    _KERAS_KEYWORDS = frozenset({"name", "dtype", "trainable"})
+
+    def __init__(self, **kwargs: Any):
+        unknown = sorted(set(kwargs) - self._KERAS_KEYWORDS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected parameters {unknown}")
+        super().__init__(**kwargs)
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         x, mask = split_inputs(inputs)

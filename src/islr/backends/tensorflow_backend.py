@@ -1,0 +1,495 @@
+"""TensorFlow backend: Keras 3 models trained by a compiled ``tf.function`` step.
+
+It mirrors :mod:`islr.backends.torch_backend`: the same numpy batches in, the same loss
+(label-smoothed cross-entropy, equal to :func:`islr.training.metrics.cross_entropy`), the same
+learning rate per step (:func:`islr.training.schedules.learning_rate` of the fractional epoch),
+gradient clipping by global norm with torch's formula, optimizers and weight decay as in torch
+(see :mod:`islr.backends.tf_optimizers`), optional AWP, plain numpy logits out.
+
+Devices and replicas. ``train.device``: ``auto`` takes every visible GPU (else the CPU), ``cuda``
+(or ``gpu``) requires a GPU, ``cuda:N`` picks one, ``cpu`` the CPU. With several devices the step
+runs under ``tf.distribute.MirroredStrategy``: each batch is split across the replicas (every
+R-th sample) and the gradients are all-reduced *before* clipping, so clipping, AWP, L2 and
+Lookahead see the global gradient exactly as on one device. The CPU is one replica: it is never
+split into logical devices (measured slower than one multi-threaded replica). GPU memory grows on
+demand instead of being reserved whole. ``create_backend(devices=[...])`` overrides the choice.
+
+Compiled step. One ``tf.function`` per training mode (plain / with AWP) and one for prediction,
+each with an ``input_signature`` whose batch and time dimensions are ``None``: variable-length
+batches never retrace. ``ISLR_TF_JIT=1`` compiles them with XLA (one replica only; XLA compiles
+once per distinct batch shape, so it pays off with fixed-length inputs).
+
+Mixed precision. With ``train.mixed_precision`` and a GPU the model is built under the
+``mixed_float16`` policy (the policy is restored afterwards, so other models are unaffected) and
+the optimizer is wrapped in Keras' dynamic ``LossScaleOptimizer``; a step with non-finite
+gradients is skipped, like torch's GradScaler. (torch uses bfloat16 where the GPU supports it.)
+
+Reproducibility. ``setup`` seeds python, numpy and TensorFlow (``keras.utils.set_random_seed``).
+Keras 3 layers draw randomness from ``SeedGenerator`` state variables, which are part of
+``model.variables`` and so of every checkpoint; together with the optimizer variables, Lookahead
+slow weights and the python/numpy RNG states, a run resumed from the checkpoint of epoch k
+continues exactly as the uninterrupted run (tested on CPU). GPU kernels may still be
+nondeterministic unless ``tf.config.experimental.enable_op_determinism()`` is called.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import pickle
+import random
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from islr.backends.base import Batch  # noqa: E402
+from islr.backends.tf_optimizers import OptimizerSpec, build_optimizer  # noqa: E402
+from islr.config import ExperimentConfig  # noqa: E402
+from islr.errors import ConfigError, ModelError  # noqa: E402
+from islr.models.registry import create_model  # noqa: E402
+from islr.training.prefetch import prefetch  # noqa: E402
+from islr.training.schedules import learning_rate  # noqa: E402
+
+SUFFIX = ".pkl"
+FORMAT = "islr-tensorflow-1"
+_SUM = tf.distribute.ReduceOp.SUM
+
+
+def enable_memory_growth() -> None:
+    """Let TensorFlow take GPU memory as needed instead of all of it (must precede GPU use)."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # the runtime is already initialised: its setting stays
+            pass
+
+
+def select_devices(name: str = "auto") -> list[str]:
+    """TensorFlow device names for ``train.device`` (``auto``, ``cpu``, ``cuda``/``gpu``, ``cuda:N``)."""
+    gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+    cpu = tf.config.list_logical_devices("CPU")[0].name
+    kind, _, index = name.lower().partition(":")
+    if kind == "auto":
+        return gpus or [cpu]
+    if kind == "cpu":
+        return [cpu]
+    if kind in ("cuda", "gpu"):
+        if not gpus:
+            raise ConfigError(f"train.device is {name} but TensorFlow sees no GPU (use auto or cpu)")
+        if not index:
+            return gpus
+        if not index.isdigit() or int(index) >= len(gpus):
+            raise ConfigError(f"train.device {name!r}: TensorFlow sees {len(gpus)} GPU(s)")
+        return [gpus[int(index)]]
+    if kind == "mps":
+        raise ConfigError("train.device mps: TensorFlow has no mps device (tensorflow-metal shows a GPU: use auto)")
+    raise ConfigError(f"train.device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
+@contextmanager
+def dtype_policy(name: str | None) -> Iterator[None]:
+    """Build layers under the Keras dtype policy ``name`` (None: leave it), then restore the old one."""
+    if name is None:
+        yield
+        return
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _dense(grads: list[Any]) -> list[Any]:
+    return [None if g is None else tf.convert_to_tensor(g) for g in grads]
+
+
+class TensorFlowBackend:
+    """The TensorFlow (Keras 3) implementation of :class:`islr.backends.base.Backend`."""
+
+    name = "tensorflow"
+    suffix = SUFFIX
+
+    def __init__(self, devices: list[str] | None = None, mixed_precision_on_cpu: bool = False) -> None:
+        """``devices`` overrides ``train.device`` (e.g. two logical CPUs to exercise
+        MirroredStrategy); ``mixed_precision_on_cpu`` lets tests run the mixed_float16 path
+        without a GPU (slow, for checking only)."""
+        enable_memory_growth()
+        self._devices_override = list(devices) if devices else None
+        self._mixed_on_cpu = mixed_precision_on_cpu
+        self.model: keras.Model | None = None
+        self.cfg: ExperimentConfig | None = None
+        self.rank = 0
+        self._lr = 0.0
+        self._functions: dict[str, Callable[..., Any]] = {}
+
+    # -- set-up ------------------------------------------------------------------------------
+    def setup(self, cfg: ExperimentConfig, input_dim: int, num_classes: int, steps_per_epoch: int) -> None:
+        self.cfg = cfg
+        self.input_dim, self.num_classes = int(input_dim), int(num_classes)
+        self.steps_per_epoch = max(int(steps_per_epoch), 1)
+        self.devices = self._devices_override or select_devices(cfg.train.device)
+        self.replicas = len(self.devices)
+        on_gpu = any("GPU" in d.upper() for d in self.devices)
+        self.mixed = bool(cfg.train.mixed_precision) and (on_gpu or self._mixed_on_cpu)
+        self.strategy = tf.distribute.MirroredStrategy(self.devices) if self.replicas > 1 else tf.distribute.get_strategy()
+        keras.utils.set_random_seed(cfg.train.seed)
+        with self._scope(), dtype_policy("mixed_float16" if self.mixed else None):
+            model = create_model(cfg.model.name, "tensorflow", self.input_dim, self.num_classes, cfg.model.params)
+            if not isinstance(model, keras.layers.Layer):
+                raise ModelError(f"model {cfg.model.name!r} built a {type(model).__name__}, not a Keras model")
+            self.model = model
+            # Create every variable now: tf.function must not create variables while tracing.
+            self.model([tf.zeros((2, 8, self.input_dim)), tf.ones((2, 8), tf.bool)], training=False)
+            self.trainable = list(self.model.trainable_variables)
+            self.opt: OptimizerSpec = build_optimizer(self.trainable, cfg.train, loss_scaling=self.mixed)
+        self._functions = {}
+        self._lr = learning_rate(cfg.train, 0.0)
+
+    @contextmanager
+    def _scope(self) -> Iterator[None]:
+        """Where variables live and steps run: the strategy (several replicas) or the one device."""
+        if self.replicas > 1:
+            with self.strategy.scope():
+                yield
+        else:
+            with tf.device(self.devices[0]):
+                yield
+
+    def _tensors(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        x = tf.convert_to_tensor(batch["x"])
+        if x.shape.rank != 3 or x.shape[-1] != self.input_dim:
+            raise ModelError(f"batch x has shape {tuple(x.shape)}; the model expects (batch, frames, {self.input_dim})")
+        x = x if x.dtype == tf.float32 else tf.cast(x, tf.float32)
+        mask = tf.convert_to_tensor(batch["mask"])
+        mask = mask if mask.dtype == tf.bool else tf.cast(mask, tf.bool)
+        y = tf.convert_to_tensor(batch["y"]) if "y" in batch else tf.zeros(tf.shape(x)[:1], tf.int64)
+        y = y if y.dtype == tf.int64 else tf.cast(y, tf.int64)
+        return x, mask, y
+
+    # -- loss and gradients (traced inside the compiled step) ----------------------------------
+    def _sample_losses(self, y: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+        """Per-sample (1 - ls) * nll + ls * mean(-log_softmax): metrics.cross_entropy's definition."""
+        log_p = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        nll = -tf.gather(log_p, y, axis=1, batch_dims=1)
+        ls = float(self.cfg.train.label_smoothing)
+        if ls:
+            nll = (1 - ls) * nll + ls * -tf.reduce_mean(log_p, axis=-1)
+        return nll
+
+    def _forward_loss(self, x: tf.Tensor, mask: tf.Tensor, y: tf.Tensor, n: tf.Tensor) -> tuple[Any, Any, Any]:
+        """Logits, this replica's share of the batch-mean loss, and the gradients of its scaled loss."""
+        with tf.GradientTape() as tape:
+            logits = self.model([x, mask], training=True)
+            loss = tf.reduce_sum(self._sample_losses(y, logits)) / n
+            scaled = self.opt.optimizer.scale_loss(loss)
+        grads = self._all_reduce(_dense(tape.gradient(scaled, self.trainable)))
+        return logits, loss, grads
+
+    def _all_reduce(self, grads: list[Any]) -> list[Any]:
+        if self.replicas == 1:
+            return grads
+        present = [g for g in grads if g is not None]
+        reduced = iter(tf.distribute.get_replica_context().all_reduce(_SUM, present))
+        return [None if g is None else next(reduced) for g in grads]
+
+    def _assign(self, pairs: list[tuple[Any, Any]]) -> None:
+        """Assign model variables; across replicas through ``merge_call`` (values agree everywhere)."""
+        if not pairs:
+            return
+        if self.replicas == 1:
+            for variable, value in pairs:
+                variable.assign(value)
+            return
+
+        def merge(strategy: tf.distribute.Strategy, values: list[Any]) -> None:
+            for (variable, _), value in zip(pairs, values, strict=True):
+                target = variable.value if isinstance(variable, keras.Variable) else variable
+                strategy.extended.update(target, lambda v, x: v.assign(x), args=(value,), group=False)
+
+        tf.distribute.get_replica_context().merge_call(merge, args=([value for _, value in pairs],))
+
+    def _adversarial_gradients(self, x: Any, mask: Any, y: Any, n: Any, grads: list[Any]) -> list[Any]:
+        """AWP as in the torch backend: move each matrix up its gradient by ``awp_lambda * 1e-2`` of
+        its norm, add the gradient of the loss there, restore the weights (exactly, from a copy)."""
+        lam = float(self.cfg.train.awp_lambda)
+        perturbed, backups = [], []
+        for variable, g in zip(self.trainable, grads, strict=True):
+            if g is None or len(variable.shape) < 2:
+                continue
+            w = tf.convert_to_tensor(variable)
+            g_norm, w_norm = tf.norm(g), tf.norm(w)
+            ok = tf.logical_and(g_norm > 0, tf.math.is_finite(g_norm))
+            delta = tf.where(ok, lam * w_norm * g / (g_norm + 1e-12) * 1e-2, tf.zeros_like(w))
+            backups.append((variable, w))
+            perturbed.append((variable, w + delta))
+        self._assign(perturbed)
+        _, _, adversarial = self._forward_loss(x, mask, y, n)
+        self._assign(backups)
+        return [a if g is None else g if a is None else g + a for g, a in zip(grads, adversarial, strict=True)]
+
+    def _finish_gradients(self, grads: list[Any]) -> list[Any]:
+        """Unscale, clip by global norm (torch's formula), add coupled L2, rescale for the optimizer."""
+        t = self.cfg.train
+        scale = tf.convert_to_tensor(self.opt.optimizer.dynamic_scale) if self.mixed else None
+        if scale is not None:
+            grads = [None if g is None else g / scale for g in grads]
+        if t.grad_clip > 0:
+            norm = tf.linalg.global_norm([g for g in grads if g is not None])
+            coef = tf.minimum(float(t.grad_clip) / (norm + 1e-6), 1.0)
+            grads = [None if g is None else g * coef for g in grads]
+        if self.opt.l2:
+            grads = [
+                g if g is None or not decayed else g + self.opt.l2 * tf.convert_to_tensor(v)
+                for g, v, decayed in zip(grads, self.trainable, self.opt.decayed, strict=True)
+            ]
+        if scale is not None:  # the loss-scale optimizer divides by its scale (a power of two: exact)
+            grads = [None if g is None else g * scale for g in grads]
+        if self.replicas > 1:  # the optimizer sums the (already reduced) gradients over replicas
+            grads = [None if g is None else g / self.replicas for g in grads]
+        return grads
+
+    def _replica_step(self, x: Any, mask: Any, y: Any, n: Any, awp: bool) -> tuple[Any, Any]:
+        logits, loss, grads = self._forward_loss(x, mask, y, n)
+        if awp:
+            grads = self._adversarial_gradients(x, mask, y, n, grads)
+        grads = self._finish_gradients(grads)
+        before = tf.convert_to_tensor(self.opt.inner.iterations)
+        self.opt.optimizer.apply(grads, self.trainable)
+        if self.opt.lookahead is not None:
+            after = tf.convert_to_tensor(self.opt.inner.iterations)
+            slow, fast = self.opt.lookahead.updates(after, after > before)
+            for variable, value in slow:
+                variable.assign(value)
+            self._assign(fast)
+        predicted = tf.argmax(tf.cast(logits, tf.float32), axis=-1, output_type=tf.int64)
+        return loss, tf.reduce_sum(tf.cast(tf.equal(predicted, y), tf.int32))
+
+    # -- compiled functions ------------------------------------------------------------------
+    def _signature(self) -> list[tf.TensorSpec]:
+        return [tf.TensorSpec((None, None, self.input_dim), tf.float32), tf.TensorSpec((None, None), tf.bool)]
+
+    def _jit(self) -> bool:
+        return os.environ.get("ISLR_TF_JIT", "0") == "1" and self.replicas == 1
+
+    def _train_function(self, awp: bool) -> Callable[..., Any]:
+        key = "train_awp" if awp else "train"
+        if key not in self._functions:
+
+            def step(x: tf.Tensor, mask: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                self.opt.inner.learning_rate = lr
+                n = tf.cast(tf.shape(y)[0], tf.float32)
+                if self.replicas == 1:
+                    return self._replica_step(x, mask, y, n, awp)
+                parts = [self._split(t) for t in (x, mask, y)]
+                loss, correct = self.strategy.run(lambda a, b, c: self._replica_step(a, b, c, n, awp), args=parts)
+                return self.strategy.reduce(_SUM, loss, axis=None), self.strategy.reduce(_SUM, correct, axis=None)
+
+            signature = [*self._signature(), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.float32)]
+            self._functions[key] = tf.function(step, input_signature=signature, reduce_retracing=True, jit_compile=self._jit())
+        return self._functions[key]
+
+    def _split(self, tensor: tf.Tensor) -> Any:
+        """Every R-th sample of the batch to each replica."""
+        r = self.replicas
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: tensor[ctx.replica_id_in_sync_group :: r]
+        )
+
+    def _predict_function(self) -> Callable[..., Any]:
+        if "predict" not in self._functions:
+
+            def predict(x: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+                return tf.cast(self.model([x, mask], training=False), tf.float32)
+
+            self._functions["predict"] = tf.function(
+                predict, input_signature=self._signature(), reduce_retracing=True, jit_compile=self._jit()
+            )
+        return self._functions["predict"]
+
+    # -- training ----------------------------------------------------------------------------
+    def _awp_active(self, epoch: int) -> bool:
+        return 0 <= self.cfg.train.awp_start_epoch <= epoch and self.cfg.train.awp_lambda > 0
+
+    def train_epoch(
+        self, batches: Iterable[Batch], epoch: int, on_batch: Callable[[int, dict[str, float]], None] | None = None
+    ) -> dict[str, float]:
+        assert self.model is not None and self.cfg is not None, "call setup() first"
+        step = self._train_function(self._awp_active(epoch))
+        limit = self.cfg.train.limit_batches or None
+        total_loss, correct, seen = 0.0, 0, 0
+        with self._scope():
+            for index, batch in enumerate(prefetch(itertools.islice(batches, limit))):
+                self._lr = learning_rate(self.cfg.train, epoch + index / self.steps_per_epoch)
+                x, mask, y = self._tensors(batch)
+                loss, batch_correct = step(x, mask, y, tf.constant(self._lr, tf.float32))
+                n = int(y.shape[0])
+                batch_loss = float(loss)
+                if not np.isfinite(batch_loss):
+                    raise ModelError(f"loss became {batch_loss} at epoch {epoch + 1}, batch {index}; lower train.lr?")
+                batch_correct = int(batch_correct)
+                total_loss += batch_loss * n
+                correct += batch_correct
+                seen += n
+                if on_batch is not None:
+                    on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / max(n, 1), "lr": self._lr})
+        return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1), "samples": seen}
+
+    def predict_logits(self, batches: Iterable[Batch]) -> np.ndarray:
+        assert self.model is not None, "call setup() first"
+        predict = self._predict_function()
+        out = []
+        with self._scope():
+            for batch in batches:
+                x, mask, _ = self._tensors(batch)
+                out.append(predict(x, mask).numpy())
+        if not out:
+            return np.zeros((0, self.num_classes), np.float32)
+        return np.concatenate(out)
+
+    def evaluate_loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
+        if len(labels) == 0:
+            return float("nan")
+        losses = self._sample_losses(tf.constant(labels, tf.int64), tf.constant(logits, tf.float32))
+        return float(tf.reduce_mean(losses))
+
+    def get_lr(self) -> float:
+        return self._lr
+
+    def set_dropout(self, rate: float) -> None:
+        from islr.models.tensorflow import set_dropout
+        from islr.models.tensorflow.layers import Dropout, iter_layers
+
+        with warnings.catch_warnings():
+            # Its warning is about compiled functions keeping a plain Dropout's old rate: handled below.
+            warnings.filterwarnings("ignore", message=".*plain keras Dropout.*")
+            set_dropout(self.model, rate)
+        plain = [ly for ly in iter_layers(self.model) if isinstance(ly, keras.layers.Dropout) and not isinstance(ly, Dropout)]
+        if plain:
+            # A plain keras Dropout bakes its rate into the traced graph: trace again.
+            self._functions.clear()
+
+    def get_dropout(self) -> list[float]:
+        from islr.models.tensorflow import get_dropout
+
+        return get_dropout(self.model)
+
+    def num_parameters(self, trainable_only: bool = True) -> int:
+        """Trainable weights, or all weights (BatchNorm statistics and step counters included)."""
+        weights = self.model.trainable_weights if trainable_only else self.model.weights
+        return int(sum(int(np.prod(w.shape)) for w in weights))
+
+    # -- state -------------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Numpy copies of every model variable (seed-generator states included), the optimizer's
+        variables, Lookahead's slow weights, the loss scale, the RNG states and the current LR."""
+        loss_scale = [v.numpy() for v in self.opt.optimizer.variables[: len(self.opt.optimizer.variables) - len(self.opt.inner.variables)]]
+        return {
+            "model": [v.numpy() for v in self.model.variables],
+            "model_paths": [v.path for v in self.model.variables],
+            "optimizer": [v.numpy() for v in self.opt.inner.variables],
+            "loss_scale": loss_scale,
+            "lookahead": [v.numpy() for v in self.opt.lookahead.slow] if self.opt.lookahead else [],
+            "python_random": random.getstate(),
+            "numpy_random": np.random.get_state(),
+            "keras_global_seed": _keras_global_seed_state(),
+            "lr": self._lr,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state` (a weights-only state without ``optimizer`` restores the model only)."""
+        with self._scope():
+            _assign_arrays(self.model.variables, state["model"], "model", state.get("model_paths"))
+            if "optimizer" not in state:
+                return
+            _assign_arrays(self.opt.inner.variables, state["optimizer"], "optimizer")
+            own = self.opt.optimizer.variables[: len(self.opt.optimizer.variables) - len(self.opt.inner.variables)]
+            if own and state.get("loss_scale"):  # resuming a mixed-precision run with mixed precision
+                _assign_arrays(own, state["loss_scale"], "loss scale")
+            if self.opt.lookahead is not None:
+                _assign_arrays(self.opt.lookahead.slow, state["lookahead"], "lookahead")
+        random.setstate(_as_tuple_state(state["python_random"]))
+        np.random.set_state(tuple(state["numpy_random"]))
+        _set_keras_global_seed_state(state.get("keras_global_seed"))
+        self._lr = float(state["lr"])
+
+    def save_checkpoint(self, path: Path, extra: dict[str, Any]) -> None:
+        """Write one pickle ``<path>.pkl`` with :meth:`state` and ``extra``, atomically."""
+        target = Path(path).with_suffix(SUFFIX)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".tmp")
+        with open(tmp, "wb") as handle:
+            pickle.dump({"format": FORMAT, "state": self.state(), "extra": extra}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)  # atomic: a run killed while saving keeps the previous file
+
+    def load_checkpoint(self, path: Path) -> dict[str, Any]:
+        blob = read_checkpoint(Path(path).with_suffix(SUFFIX))
+        self.load_state(blob["state"])
+        return blob["extra"]
+
+
+def _assign_arrays(variables: list[Any], arrays: list[np.ndarray], what: str, paths: list[str] | None = None) -> None:
+    if len(variables) != len(arrays):
+        raise ModelError(
+            f"checkpoint holds {len(arrays)} {what} variables but this setup has {len(variables)} "
+            "(a different model or optimizer config?)"
+        )
+    for i, (variable, array) in enumerate(zip(variables, arrays, strict=True)):
+        if tuple(variable.shape) != tuple(np.shape(array)):
+            name = paths[i] if paths else variable.path
+            raise ModelError(f"checkpoint {what} variable {name}: shape {np.shape(array)} != model's {tuple(variable.shape)}")
+    for variable, array in zip(variables, arrays, strict=True):
+        variable.assign(array)
+
+
+def _keras_global_seed_state() -> np.ndarray | None:
+    """State of Keras' global SeedGenerator (used by ``keras.random`` calls without a seed), if any."""
+    from keras.src.backend.common import global_state
+
+    generator = global_state.get_global_attribute("global_seed_generator")
+    return None if generator is None else generator.state.numpy()
+
+
+def _set_keras_global_seed_state(value: np.ndarray | None) -> None:
+    from keras.src.backend.common import global_state
+    from keras.src.random.seed_generator import global_seed_generator
+
+    if value is None:
+        global_state.set_global_attribute("global_seed_generator", None)
+    else:
+        global_seed_generator().state.assign(value)
+
+
+def _as_tuple_state(state: Any) -> tuple:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """Load an islr TensorFlow checkpoint file (our own pickle, so unpickling it is trusted)."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelError(f"{path}: checkpoint not found")
+    try:
+        with open(path, "rb") as handle:
+            blob = pickle.load(handle)
+    except Exception as exc:  # corrupt or foreign file
+        raise ModelError(f"{path}: not a readable islr TensorFlow checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ModelError(f"{path}: not an islr TensorFlow checkpoint")
+    return blob
+
+
+def create_backend(**kwargs: Any) -> TensorFlowBackend:
+    """Factory used by :func:`islr.backends.get_backend`."""
+    return TensorFlowBackend(**kwargs)
