@@ -101,6 +101,32 @@ def test_interrupted_build_resumes(synth_dir, tmp_path, monkeypatch):
     assert not (store.path / "shards").exists()
 
 
+def test_a_broken_pool_falls_back_to_this_process(synth_dir, tmp_path, monkeypatch):
+    from concurrent.futures.process import BrokenProcessPool
+
+    samples = read_train_csv(synth_dir)
+    monkeypatch.setattr(cache_mod, "CHUNK_SIZE", 4)
+    monkeypatch.setattr(cache_mod, "MIN_PARALLEL_FILES", 0)
+
+    def breaks(tasks, workers, bar):
+        cache_mod._prepare_chunk(tasks[0])  # one chunk got done before the pool died
+        raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(cache_mod, "_run_pool", breaks)
+    store = build_cache(samples, CFG, tmp_path, workers=2, progress=False)
+    assert len(store) == len(samples) and not store.errors
+
+
+def test_concurrent_builders_share_one_store(synth_dir, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    samples = read_train_csv(synth_dir)
+    with ThreadPoolExecutor(2) as pool:
+        stores = list(pool.map(lambda _: build_cache(samples, CFG, tmp_path, workers=1, progress=False), range(2)))
+    assert stores[0].path == stores[1].path and sorted(s.hit for s in stores) == [False, True]
+    np.testing.assert_array_equal(np.asarray(stores[0].data), np.asarray(stores[1].data))
+
+
 def test_export_npy_writes_unpadded_features(synth_dir, tmp_path):
     samples = read_train_csv(synth_dir)[:3]
     cfg = dataclasses.replace(CFG, motion=True)
@@ -129,6 +155,7 @@ def test_preprocess_command_reports_hit_and_miss(synth_dir, tmp_path, capsys):
 def test_parallel_build_on_genuine_files(real_data_dir, tmp_path, monkeypatch):
     samples = read_train_csv(real_data_dir)[:30]
     monkeypatch.setattr(cache_mod, "CHUNK_SIZE", 8)  # 4 chunks, so the process pool really runs
+    monkeypatch.setattr(cache_mod, "MIN_PARALLEL_FILES", 0)
     store = build_cache(samples, CFG, tmp_path, workers=2, progress=False)
     assert len(store) == 30 and not store.errors
     serial = build_cache(samples, CFG, tmp_path / "serial", workers=1, progress=False)

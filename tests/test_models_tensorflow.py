@@ -40,11 +40,14 @@ SMALL = {
     "conv1d_transformer": {"dim": 16, "kernel_size": 5, "num_stages": 1, "conv_per_stage": 2,
                            "num_heads": 2},
     "transformer_ensemble": {"members": [
-        {"name": "transformer", "params": _SMALL_TRANSFORMER},
-        {"name": "transformer", "params": {**_SMALL_TRANSFORMER, "norm_first": False}},
+        {"name": "transformer", "params": {**_SMALL_TRANSFORMER, "num_layers": 1}},
+        {"name": "transformer", "params": {**_SMALL_TRANSFORMER, "num_layers": 1,
+                                           "norm_first": False}},
     ]},
-    "hybrid_ensemble": {"members": [{"name": "hybrid", "params": _SMALL_HYBRID},
-                                    {"name": "hybrid", "params": {**_SMALL_HYBRID, "lstm_layers": 1}}]},
+    "hybrid_ensemble": {"members": [
+        {"name": "hybrid", "params": {**_SMALL_HYBRID, "lstm_layers": 1}},
+        {"name": "hybrid", "params": {**_SMALL_HYBRID, "lstm_layers": 1, "d_model": 8}},
+    ]},
     "yet_another_ensemble": {"members": [
         {"name": "yet_another_transformer", "params": _SMALL_YAT},
         {"name": "yet_another_transformer", "params": {**_SMALL_YAT, "causal": True}},
@@ -121,7 +124,7 @@ def test_a_few_adam_steps_lower_the_loss(name):
     model = small_model(name)
     x, mask = batch(lengths=(10, 8, 6, 5))
     y = np.array([0, 1, 2, 3])
-    optimizer = keras.optimizers.Adam(learning_rate=3e-3)
+    optimizer = keras.optimizers.Adam(learning_rate=1e-2)
 
     def loss_value(training: bool):
         logits = model([x, mask], training=training)
@@ -129,15 +132,13 @@ def test_a_few_adam_steps_lower_the_loss(name):
             keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
     before = float(loss_value(False))
-    for _ in range(12):
+    for _ in range(10):
         with tf.GradientTape() as tape:
             loss = loss_value(True)
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
                                       model.trainable_variables))
-    # Evaluated with the trained weights in inference mode (BatchNorm moving statistics lag, so
-    # compare with training-mode statistics too: either must have dropped).
-    after = min(float(loss_value(False)), float(loss_value(True)))
-    assert after < 0.8 * before, (before, after)
+    after = float(loss_value(False))  # measured: every model ends below half its initial loss
+    assert after < 0.7 * before, (before, after)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -192,6 +193,30 @@ def test_traces_with_dynamic_batch_and_frames(name):
         x, mask = batch(b=b, t=t, lengths=[t] * b)
         np.testing.assert_allclose(concrete(tf.constant(x), tf.constant(mask)).numpy(),
                                    model([x, mask], training=False).numpy(), atol=1e-5)
+
+
+def test_exports_to_tflite_with_dynamic_batch_and_frames(tmp_path):
+    """SavedModel export -> TFLite keeps the logits (no op outside the TFLite builtins)."""
+    interpreter = pytest.importorskip("ai_edge_litert.interpreter")
+    model = small_model("conv1d_transformer")
+    signature = [[tf.TensorSpec([None, None, FEATURES], tf.float32, name="x"),
+                  tf.TensorSpec([None, None], tf.bool, name="mask")]]
+    model.export(str(tmp_path / "saved"), format="tf_saved_model", input_signature=signature,
+                 verbose=False)
+    blob = tf.lite.TFLiteConverter.from_saved_model(str(tmp_path / "saved")).convert()
+    runner = interpreter.Interpreter(model_content=blob).get_signature_runner()
+    for b, t, lengths in [(1, 4, (4,)), (3, 9, (9, 5, 2))]:
+        x, mask = batch(b=b, t=t, lengths=lengths)
+        (out,) = runner(x=x, mask=mask).values()
+        np.testing.assert_allclose(out, model([x, mask]).numpy(), atol=1e-5)
+
+
+def test_cnn_transfer_with_a_keras_application_backbone():
+    model = small_model("cnn_transfer", arch="keras:MobileNetV2")
+    x, mask = batch(t=32, lengths=(32, 20, 8, 1))
+    logits = model([x, mask]).numpy()
+    assert logits.shape == (4, CLASSES) and np.isfinite(logits).all()
+    assert L.get_dropout(model) == [0.2]  # the head's; the application has none without a top
 
 
 # ----------------------------------------------------------------------------- dynamic dropout
@@ -329,6 +354,17 @@ def test_probability_predictor():
     index, confidence = predictor.top_class(x, mask)
     np.testing.assert_array_equal(index, model([x, mask]).numpy().argmax(axis=1))
     np.testing.assert_allclose(confidence, probs.max(axis=1))
+
+
+@pytest.mark.parametrize("name", ["conv1d_transformer", "transformer_ensemble"])
+def test_config_round_trip(name):
+    model = small_model(name)
+    config = model.get_config()
+    assert config["input_dim"] == FEATURES and config["num_classes"] == CLASSES
+    clone = type(model).from_config(config)
+    x, mask = batch()
+    assert tuple(clone([x, mask]).shape) == (4, CLASSES)
+    assert n_params(clone.trainable_weights) == n_params(model.trainable_weights)
 
 
 def test_inputs_without_a_mask_mean_every_frame_is_real():

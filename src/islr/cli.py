@@ -24,7 +24,13 @@ COMMANDS: dict[str, str] = {
     "models": "models",
     "train": "train",
     "evaluate": "evaluate",
+    "predict": "predict",
+    "extract": "extract",
+    "live": "live",
     "demo": "demo",
+    "tune": "tune",
+    "report": "report",
+    "compare": "compare",
 }
 
 

@@ -170,10 +170,6 @@ def plot_sign(
     upper-body pose are coloured, the face mesh is grey, y grows downwards as in the image.
     Shorter sequences hold their last frame; at most ``max_frames`` frames are drawn.
     """
-    from matplotlib.animation import FuncAnimation, PillowWriter
-    from matplotlib.collections import LineCollection
-
-    plt = _pyplot()
     data_dir = Path(data_dir)
     samples = read_train_csv(data_dir)
     of_sign = [s for s in samples if s.sign == sign]
@@ -192,11 +188,39 @@ def plot_sign(
     if not chosen:
         raise DataError(data_dir, f"none of the {len(of_sign)} files of sign {sign!r} is readable")
 
-    cols = min(3, len(chosen))
-    rows = -(-len(chosen) // cols)
+    titles = [f"{s.participant_id}/{s.sequence_id}" for s in chosen]
+    return animate_sequences(arrays, titles, out_gif, fps=fps, max_frames=max_frames,
+                             suptitle=f"sign {sign!r}: {len(chosen)} sequences")
+
+
+def animate_sequences(
+    sequences: list[np.ndarray],
+    titles: list[str],
+    out_gif: str | Path,
+    fps: int = 10,
+    max_frames: int = 120,
+    suptitle: str = "",
+    cols: int = 3,
+    dpi: int = 80,
+) -> Path:
+    """Animate raw landmark sequences ``(frames, 543, >=2)`` side by side as a GIF.
+
+    Each panel shows one sequence with ``titles[i]`` and the current frame number; hands, lips and
+    the upper-body pose are coloured, the face mesh is grey, y grows downwards as in the image.
+    Shorter sequences hold their last frame; at most ``max_frames`` frames are drawn.
+    """
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.collections import LineCollection
+
+    if not sequences or len(sequences) != len(titles):
+        raise ValueError("animate_sequences needs one title per sequence and at least one sequence")
+    plt = _pyplot()
+    arrays = [np.asarray(s)[..., :2] for s in sequences]
+    cols = min(cols, len(arrays))
+    rows = -(-len(arrays) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows), squeeze=False)
     artists = []
-    for ax, sample, data in zip(axes.flat, chosen, arrays, strict=False):
+    for ax, name, data in zip(axes.flat, titles, arrays, strict=False):
         x0, x1, y0, y1 = _limits(data[:, DRAWN])
         ax.set_xlim(x0, x1)
         ax.set_ylim(y1, y0)  # inverted: image coordinates
@@ -216,35 +240,38 @@ def plot_sign(
             "right_hand": ax.add_collection(LineCollection([], colors=COLOURS["right_hand"], linewidths=1)),
         }
         title = ax.set_title("", fontsize=8)
-        artists.append((sample, data, parts, lines, title))
-    for ax in list(axes.flat)[len(chosen):]:
+        artists.append((name, data, parts, lines, title))
+    for ax in list(axes.flat)[len(arrays):]:
         ax.axis("off")
     handles = [plt.Line2D([], [], marker="o", linestyle="", color=c, label=k.replace("_", " "))
                for k, c in COLOURS.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
-    fig.suptitle(f"sign {sign!r}: {len(chosen)} sequences", fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    # One legend row fits under two or more panels; a single panel needs two rows.
+    ncol = len(handles) if cols > 1 else 3
+    fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05 if cols > 1 else 0.1, 1, 0.96 if suptitle else 1))
     n_frames = min(max_frames, max(len(a) for a in arrays))
 
     def draw(t: int):
         changed = []
-        for sample, data, parts, lines, title in artists:
+        for name, data, parts, lines, title in artists:
             f = min(t, len(data) - 1)
             frame = data[f]
             chunks = {"face": frame[:468], "lips": frame[LIPS], "pose": frame[UPPER_POSE],
                       "left_hand": frame[LEFT_HAND], "right_hand": frame[RIGHT_HAND]}
-            for name, points in chunks.items():
-                parts[name].set_offsets(points[~np.isnan(points).any(axis=1)].reshape(-1, 2))
+            for part, points in chunks.items():
+                parts[part].set_offsets(points[~np.isnan(points).any(axis=1)].reshape(-1, 2))
             lines["pose"].set_segments(_segments(frame[POSE_START:POSE_START + 33], POSE_EDGES))
             lines["left_hand"].set_segments(_segments(frame[LEFT_HAND], HAND_EDGES))
             lines["right_hand"].set_segments(_segments(frame[RIGHT_HAND], HAND_EDGES))
-            title.set_text(f"{sample.participant_id}/{sample.sequence_id}  frame {f + 1}/{len(data)}")
+            title.set_text(f"{name}  frame {f + 1}/{len(data)}")
             changed += [*parts.values(), *lines.values(), title]
         return changed
 
     animation = FuncAnimation(fig, draw, frames=n_frames, blit=False)
     out = Path(out_gif)
     out.parent.mkdir(parents=True, exist_ok=True)
-    animation.save(out, writer=PillowWriter(fps=fps), dpi=80)
+    animation.save(out, writer=PillowWriter(fps=fps), dpi=dpi)
     plt.close(fig)
     return out

@@ -34,13 +34,13 @@ nondeterministic unless ``tf.config.experimental.enable_op_determinism()`` is ca
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pickle
 import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -66,10 +66,8 @@ _SUM = tf.distribute.ReduceOp.SUM
 def enable_memory_growth() -> None:
     """Let TensorFlow take GPU memory as needed instead of all of it (must precede GPU use)."""
     for gpu in tf.config.list_physical_devices("GPU"):
-        try:
+        with contextlib.suppress(RuntimeError):  # runtime already initialised: its setting stays
             tf.config.experimental.set_memory_growth(gpu, True)
-        except RuntimeError:  # the runtime is already initialised: its setting stays
-            pass
 
 
 def select_devices(name: str = "auto") -> list[str]:
@@ -94,7 +92,7 @@ def select_devices(name: str = "auto") -> list[str]:
     raise ConfigError(f"train.device {name!r}: use auto, cpu, cuda or cuda:N")
 
 
-@contextmanager
+@contextlib.contextmanager
 def dtype_policy(name: str | None) -> Iterator[None]:
     """Build layers under the Keras dtype policy ``name`` (None: leave it), then restore the old one."""
     if name is None:
@@ -154,7 +152,7 @@ class TensorFlowBackend:
         self._functions = {}
         self._lr = learning_rate(cfg.train, 0.0)
 
-    @contextmanager
+    @contextlib.contextmanager
     def _scope(self) -> Iterator[None]:
         """Where variables live and steps run: the strategy (several replicas) or the one device."""
         if self.replicas > 1:
@@ -391,18 +389,21 @@ class TensorFlowBackend:
     def state(self) -> dict[str, Any]:
         """Numpy copies of every model variable (seed-generator states included), the optimizer's
         variables, Lookahead's slow weights, the loss scale, the RNG states and the current LR."""
-        loss_scale = [v.numpy() for v in self.opt.optimizer.variables[: len(self.opt.optimizer.variables) - len(self.opt.inner.variables)]]
         return {
             "model": [v.numpy() for v in self.model.variables],
             "model_paths": [v.path for v in self.model.variables],
             "optimizer": [v.numpy() for v in self.opt.inner.variables],
-            "loss_scale": loss_scale,
+            "loss_scale": [v.numpy() for v in self._loss_scale_variables()],
             "lookahead": [v.numpy() for v in self.opt.lookahead.slow] if self.opt.lookahead else [],
             "python_random": random.getstate(),
-            "numpy_random": np.random.get_state(),
+            "numpy_random": np.random.get_state(),  # noqa: NPY002 - the global state is what resumes
             "keras_global_seed": _keras_global_seed_state(),
             "lr": self._lr,
         }
+
+    def _loss_scale_variables(self) -> list[Any]:
+        """The dynamic loss scale and its good-step counter (mixed precision only)."""
+        return [self.opt.optimizer.step_counter, self.opt.optimizer.dynamic_scale] if self.mixed else []
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state` (a weights-only state without ``optimizer`` restores the model only)."""
@@ -411,13 +412,13 @@ class TensorFlowBackend:
             if "optimizer" not in state:
                 return
             _assign_arrays(self.opt.inner.variables, state["optimizer"], "optimizer")
-            own = self.opt.optimizer.variables[: len(self.opt.optimizer.variables) - len(self.opt.inner.variables)]
-            if own and state.get("loss_scale"):  # resuming a mixed-precision run with mixed precision
+            own = self._loss_scale_variables()
+            if own and state.get("loss_scale"):  # a mixed-precision run resumed with mixed precision
                 _assign_arrays(own, state["loss_scale"], "loss scale")
             if self.opt.lookahead is not None:
                 _assign_arrays(self.opt.lookahead.slow, state["lookahead"], "lookahead")
         random.setstate(_as_tuple_state(state["python_random"]))
-        np.random.set_state(tuple(state["numpy_random"]))
+        np.random.set_state(tuple(state["numpy_random"]))  # noqa: NPY002
         _set_keras_global_seed_state(state.get("keras_global_seed"))
         self._lr = float(state["lr"])
 

@@ -167,8 +167,9 @@ class TorchBackend:
                         delta = self.cfg.train.awp_lambda * w_norm * p.grad / (g_norm + 1e-12) * 1e-2
                         p.add_(delta)
                         backups.append((p, delta))
-        loss = self.loss_fn(self.net(x, mask), y)
-        loss.backward()
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
+            loss = self.loss_fn(self.net(x, mask).float(), y)
+        self.scaler.scale(loss).backward()  # scaled like the first loss, so unscale_ treats both alike
         with torch.no_grad():
             for p, delta in backups:
                 p.sub_(delta)

@@ -164,9 +164,8 @@ class Augmenter:
         seeds = rng.integers(0, 2**63 - 1, size=n)  # per-sample streams for variable-size draws
 
         for i in range(n):
-            sub = np.random.default_rng(int(seeds[i]))
             if apply["frame_dropout"][i]:
-                out[i] = frame_dropout(out[i], cfg.frame_dropout_rate, sub)
+                out[i] = frame_dropout(out[i], cfg.frame_dropout_rate, np.random.default_rng(int(seeds[i])))
             if apply["time_resample"][i]:
                 out[i] = time_resample(out[i], float(rate[i]))
             if apply["mirror"][i]:
@@ -180,6 +179,8 @@ class Augmenter:
                 self._transform(out, moved, mats, offs)
 
         for i in range(n):
+            if not (apply["temporal_mask"][i] or apply["spatial_cutout"][i]):
+                continue
             sub = np.random.default_rng(int(seeds[i]) ^ 0x5DEECE66D)
             if apply["temporal_mask"][i]:
                 out[i] = temporal_mask(out[i], cfg.temporal_mask_fraction, sub)

@@ -25,9 +25,12 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from islr.errors import DataError
 
 FORMAT_VERSION = 1
 CHUNK_SIZE = 32
+MIN_PARALLEL_FILES = 256
 INDEX_COLUMNS = ("offset", "length", "participant_id", "sequence_id", "sign", "path")
 
 
@@ -203,8 +207,12 @@ def _mp_context() -> Any:
     import multiprocessing as mp
 
     # fork is unsafe once pyarrow's thread pools exist in the parent; forkserver/spawn are not.
-    methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    # The fork server imports this module once, so each worker starts without re-importing.
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        return ctx
+    return mp.get_context("spawn")
 
 
 def _run_chunks(tasks: list[tuple[int, list[str], PreprocessConfig, str]], total: int, done: int,
@@ -214,21 +222,30 @@ def _run_chunks(tasks: list[tuple[int, list[str], PreprocessConfig, str]], total
     bar = tqdm(total=total, initial=done, unit="file", desc="preprocess", disable=not progress,
                dynamic_ncols=True)
     try:
-        if workers <= 1 or len(tasks) <= 1:
-            for task in tasks:
-                bar.update(_prepare_chunk(task)[1])
-            return
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_mp_context()) as pool:
-            futures = [pool.submit(_prepare_chunk, task) for task in tasks]
+        files = sum(len(task[1]) for task in tasks)
+        # Starting workers costs about half a second; below a few hundred files one process wins.
+        if workers > 1 and len(tasks) > 1 and files >= MIN_PARALLEL_FILES:
             try:
-                for future in as_completed(futures):
-                    bar.update(future.result()[1])
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+                _run_pool(tasks, workers, bar)
+            except BrokenProcessPool as exc:  # e.g. a main module workers cannot re-import
+                print(f"warning: worker processes failed ({exc}); continuing in this process", file=sys.stderr)
+        for task in tasks:  # everything (serial) or whatever the pool did not finish
+            if not Path(task[3]).exists():
+                bar.update(_prepare_chunk(task)[1])
     finally:
         bar.close()
+
+
+def _run_pool(tasks: list[tuple[int, list[str], PreprocessConfig, str]], workers: int, bar: Any) -> None:
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=_mp_context()) as pool:
+        futures = [pool.submit(_prepare_chunk, task) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                bar.update(future.result()[1])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def _assemble(root: Path, samples: Sequence[Sample], n_chunks: int, cfg: PreprocessConfig, key: str) -> None:
@@ -311,13 +328,49 @@ def build_cache(
     samples = list(samples)
     key = cache_key(samples, cfg)
     root = store_dir(cache_dir, cfg, key)
-    if (root / "meta.json").exists():
-        try:
-            store = open_store(root)
-            store.hit = True
+    store = _open_existing(root)
+    if store is not None:
+        return store
+    # One builder per store: other processes (e.g. distributed ranks) wait, then reuse it.
+    with _build_lock(root):
+        store = _open_existing(root)
+        if store is not None:
             return store
-        except (DataError, OSError, KeyError, ValueError):
-            pass  # damaged: rebuild below
+        _build(samples, cfg, root, key, workers, progress)
+    store = open_store(root)
+    store.build_seconds = time.perf_counter() - started
+    return store
+
+
+def _open_existing(root: Path) -> CacheStore | None:
+    if not (root / "meta.json").exists():
+        return None
+    try:
+        store = open_store(root)
+    except (DataError, OSError, KeyError, ValueError):
+        return None  # damaged: rebuilt by the caller
+    store.hit = True
+    return store
+
+
+@contextmanager
+def _build_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on ``root/.lock`` (advisory; a no-op where fcntl is missing)."""
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: builds are still atomic per file, just not serialised
+        yield
+        return
+    with open(root / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _build(samples: list[Sample], cfg: PreprocessConfig, root: Path, key: str, workers: int, progress: bool) -> None:
     shards = root / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     n_chunks = (len(samples) + CHUNK_SIZE - 1) // CHUNK_SIZE
@@ -333,6 +386,3 @@ def build_cache(
         stale.unlink(missing_ok=True)
     _run_chunks(tasks, len(samples), done, workers or default_workers(), progress)
     _assemble(root, samples, n_chunks, cfg, key)
-    store = open_store(root)
-    store.build_seconds = time.perf_counter() - started
-    return store

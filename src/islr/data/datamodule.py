@@ -79,8 +79,10 @@ def load_split_indices(
 
 def build_datasets(cfg: ExperimentConfig, data_dir: str | Path | None = None, progress: bool = True) -> Datasets:
     """Read, cache and split the data that ``cfg`` names (``data_dir`` overrides ``cfg.data.data_dir``)."""
+    if not (data_dir or cfg.data.data_dir):
+        raise ConfigError("no data folder: set data.data_dir (a folder in Kaggle layout)")
     data_dir = Path(data_dir or cfg.data.data_dir)
-    if not str(data_dir) or not data_dir.is_dir():
+    if not data_dir.is_dir():
         raise DataError(data_dir, "data folder not found (expected train.csv, the sign map and train_landmark_files/)")
     describe = describe_split(cfg.data.split, cfg.data.fold, cfg.data.folds)
     sign_map = read_sign_map(data_dir)

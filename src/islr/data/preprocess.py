@@ -21,6 +21,9 @@ windows of ``floor(L/N)`` or ``ceil(L/N)`` frames covering every frame once); ``
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import lru_cache
+
 import numpy as np
 
 from islr.config import PreprocessConfig
@@ -58,39 +61,64 @@ def check_config(cfg: PreprocessConfig) -> None:
         raise ConfigError(f"preprocess.ref_landmark must be a row in 0..{ROWS_PER_FRAME - 1}")
 
 
-def _carries_ref(cfg: PreprocessConfig) -> bool:
-    """True when the reference landmark is appended as an extra prepared point."""
-    subset = get_subset(cfg.landmarks)
-    return cfg.normalization == "center_std" and cfg.ref_landmark not in set(subset.indices.tolist())
+@dataclass(frozen=True)
+class _Layout:
+    """Index arrays derived from the settings (computed once per distinct setting)."""
+
+    rows: np.ndarray  # raw rows of the prepared points
+    coords: np.ndarray  # positions of the kept coordinates in (x, y, z)
+    hand_pos: np.ndarray  # prepared positions of hand rows
+    n_feat: int  # points that become features
+    ref_pos: int  # prepared position of the reference landmark (-1 if not kept)
+
+
+@lru_cache(maxsize=64)
+def _layout_for(landmarks: str, coords: tuple[str, ...], normalization: str, ref: int) -> _Layout:
+    subset = get_subset(landmarks)
+    rows = subset.indices.astype(np.int64)
+    if normalization == "center_std" and ref not in set(rows.tolist()):
+        rows = np.append(rows, ref)  # carried as one extra last point
+    hits = np.flatnonzero(rows == ref)
+    lay = _Layout(
+        rows=rows,
+        coords=np.array([COORD_NAMES.index(c) for c in coords], dtype=np.int64),
+        hand_pos=np.flatnonzero(np.isin(rows, HANDS)),
+        n_feat=len(subset),
+        ref_pos=int(hits[0]) if hits.size else -1,
+    )
+    for arr in (lay.rows, lay.coords, lay.hand_pos):
+        arr.setflags(write=False)  # shared by every call (cached)
+    return lay
+
+
+def _layout(cfg: PreprocessConfig) -> _Layout:
+    check_config(cfg)
+    return _layout_for(cfg.landmarks, tuple(cfg.coords), cfg.normalization, int(cfg.ref_landmark))
 
 
 def prepared_rows(cfg: PreprocessConfig) -> np.ndarray:
     """Raw rows of the prepared points: the subset, plus ``ref_landmark`` last when carried."""
-    rows = get_subset(cfg.landmarks).indices
-    if _carries_ref(cfg):
-        rows = np.append(rows, cfg.ref_landmark)
-    return rows.astype(np.int64)
+    return _layout(cfg).rows.copy()
 
 
 def coord_indices(cfg: PreprocessConfig) -> np.ndarray:
     """Positions of ``cfg.coords`` in the raw ``(x, y, z)`` axis."""
-    return np.array([COORD_NAMES.index(c) for c in cfg.coords], dtype=np.int64)
+    return _layout(cfg).coords.copy()
 
 
 def points_and_coords(cfg: PreprocessConfig) -> tuple[int, int]:
     """Shape ``(P, C)`` of one prepared frame (P counts a carried reference point)."""
-    check_config(cfg)
-    return len(prepared_rows(cfg)), len(cfg.coords)
+    lay = _layout(cfg)
+    return len(lay.rows), len(lay.coords)
 
 
 def feature_points(cfg: PreprocessConfig) -> int:
     """Number of points that become features (the subset; never the carried reference)."""
-    return len(get_subset(cfg.landmarks))
+    return _layout(cfg).n_feat
 
 
 def feature_dim(cfg: PreprocessConfig) -> int:
     """Features per frame: ``points * coords`` times 3 with motion (positions, lag 1, lag 2)."""
-    check_config(cfg)
     return feature_points(cfg) * len(cfg.coords) * (3 if cfg.motion else 1)
 
 
@@ -101,28 +129,34 @@ def interpolate_gaps(x: np.ndarray, max_gap: int) -> np.ndarray:
     or end, and longer runs, stay NaN. Returns a new array (the input is not modified).
     """
     x = np.array(x, dtype=np.float32, copy=True)
-    frames = x.shape[0]
+    _fill_gaps(x.reshape(len(x), -1), max_gap)
+    return x
+
+
+def _fill_gaps(flat: np.ndarray, max_gap: int) -> None:
+    """In-place core of :func:`interpolate_gaps` on a ``(frames, columns)`` float32 view."""
+    frames = flat.shape[0]
     if max_gap <= 0 or frames < 3:
-        return x
-    flat = x.reshape(frames, -1)
+        return
     missing = np.isnan(flat)
-    # Only columns with a gap and at least one value can change; usually a small minority.
-    cols = np.flatnonzero(missing.any(axis=0) & ~missing.all(axis=0))
+    # Only columns with a gap and at least one value can change (often few: parts vanish whole).
+    count = missing.sum(axis=0)
+    cols = np.flatnonzero((count > 0) & (count < frames))
     if not cols.size:
-        return x
-    sub = flat[:, cols]
+        return
     gap = missing[:, cols]
-    t = np.arange(frames)[:, None]
+    t = np.arange(frames, dtype=np.int32)[:, None]
     prev = np.maximum.accumulate(np.where(gap, -1, t), axis=0)
     nxt = np.minimum.accumulate(np.where(gap, frames, t)[::-1], axis=0)[::-1]
-    fill = gap & (prev >= 0) & (nxt < frames) & (nxt - prev - 1 <= max_gap)
-    if fill.any():
-        ti, ci = np.nonzero(fill)
-        p, n = prev[ti, ci], nxt[ti, ci]
-        weight = ((ti - p) / (n - p)).astype(np.float32)
-        sub[ti, ci] = sub[p, ci] + (sub[n, ci] - sub[p, ci]) * weight
-        flat[:, cols] = sub
-    return x
+    fill = gap & (prev >= 0) & (nxt - prev <= max_gap + 1) & (nxt < frames)
+    if not fill.any():
+        return
+    ti, ci = np.nonzero(fill)
+    p, n = prev[ti, ci], nxt[ti, ci]
+    col = cols[ci]
+    weight = ((ti - p) / (n - p)).astype(np.float32)
+    lo = flat[p, col]
+    flat[ti, col] = lo + (flat[n, col] - lo) * weight
 
 
 def _check_raw(raw: np.ndarray) -> np.ndarray:
@@ -140,16 +174,14 @@ def prepare(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     selected point NaN; if that would drop every frame, all frames are kept); in variable mode
     keep the first ``max_len`` frames. Still-missing values stay NaN.
     """
-    check_config(cfg)
+    lay = _layout(cfg)
     raw = _check_raw(raw)
-    rows = prepared_rows(cfg)
-    x = raw[:, rows[:, None], coord_indices(cfg)[None, :]].astype(np.float32, copy=False)
-    x = interpolate_gaps(x, cfg.max_gap)
+    x = np.ascontiguousarray(raw[:, lay.rows[:, None], lay.coords[None, :]], dtype=np.float32)  # a fresh copy
+    _fill_gaps(x.reshape(len(x), -1), cfg.max_gap)
     if cfg.drop_empty_frames != "none" and len(x):
         if cfg.drop_empty_frames == "hands":
-            hand_pos = np.flatnonzero(np.isin(rows, HANDS))
-            if hand_pos.size:
-                present = ~np.isnan(x[:, hand_pos]).all(axis=(1, 2))
+            if lay.hand_pos.size:
+                present = ~np.isnan(x[:, lay.hand_pos]).all(axis=(1, 2))
             else:  # a subset without hands: judge by the raw hand rows
                 present = ~np.isnan(raw[:, HANDS]).all(axis=(1, 2))
         else:
@@ -177,7 +209,8 @@ def normalize(x: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     (0.5 where it is never seen); scale ``s = sqrt(nanmean((x - c)**2))`` over every feature
     point, frame and kept coordinate (0 or no data -> 1); result ``(x - c) / s``.
     """
-    n_feat = feature_points(cfg)
+    lay = _layout(cfg)
+    n_feat = lay.n_feat
     x = np.asarray(x, dtype=np.float32)
     pts = x[:, :n_feat]
     method = cfg.normalization
@@ -199,8 +232,7 @@ def normalize(x: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         std = np.where(std > _EPS, std, 1.0)
         return ((pts - mean) / std).astype(np.float32)
     if method == "center_std":
-        ref_pos = len(x[0]) - 1 if _carries_ref(cfg) else get_subset(cfg.landmarks).position_of(cfg.ref_landmark)
-        total, count = _nan_stats(x[:, ref_pos], (0,))
+        total, count = _nan_stats(x[:, lay.ref_pos], (0,))
         centre = np.where(count > 0, total / np.maximum(count, 1), 0.5)
         d = pts - centre.astype(np.float32)
         sq, n = _nan_stats(d * d, (0, 1, 2))
@@ -254,7 +286,6 @@ def featurize(seq: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     when ``cfg.motion`` (layout ``[positions, lag1, lag2]``), and write ``nan_value`` where a
     value is missing. ``L' = fixed_len`` in fixed mode, else ``L``.
     """
-    check_config(cfg)
     seq = np.asarray(seq, dtype=np.float32)
     if seq.ndim != 3 or seq.shape[1:] != points_and_coords(cfg):
         raise DataError(None, f"expected a prepared sequence of shape (L, {points_and_coords(cfg)}), got {seq.shape}")

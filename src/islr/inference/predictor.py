@@ -1,23 +1,29 @@
 """Predict signs from raw landmarks with the exact preprocessing a run was trained with.
 
-:class:`RunPredictor` loads a run directory (either framework, through its backend). Every
-predictor takes raw ``(frames, 543, 3)`` landmarks, applies :func:`islr.data.preprocess.preprocess`
-with the run's saved :class:`~islr.config.PreprocessConfig`, and returns logits.
+:class:`RunPredictor` loads a run directory (either framework, through its backend);
+:mod:`islr.inference.exported` adds ONNX and TFLite files and :func:`~islr.inference.exported.load_predictor`
+picks the right one. Every predictor takes raw ``(frames, 543, 3)`` landmarks, applies
+:func:`islr.data.preprocess.preprocess` with the saved :class:`~islr.config.PreprocessConfig`, and
+returns logits. :func:`predict_files` runs a predictor over parquet files, skipping bad ones.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from islr.config import ExperimentConfig
+from islr.config import ExperimentConfig, PreprocessConfig
 from islr.data.preprocess import feature_dim, preprocess
-from islr.errors import ModelError
+from islr.errors import DataError, ModelError
 from islr.training.metrics import softmax
 from islr.training.run_dir import RunDir
+
+#: Sequences per forward pass when many files are predicted at once.
+BATCH_SIZE = 64
 
 
 @dataclass
@@ -43,14 +49,30 @@ def batch_features(features: list[np.ndarray]) -> dict[str, np.ndarray]:
     return {"x": x, "mask": mask}
 
 
+def top_k_of(logits: np.ndarray, sign_names: Sequence[str], k: int = 5, source: str = "") -> Prediction:
+    """The ``k`` most probable signs of one logit vector ``(classes,)`` (softmax probabilities)."""
+    p = softmax(np.asarray(logits, dtype=np.float64)[None])[0]
+    order = np.argsort(-p, kind="stable")[: max(1, k)]
+    return Prediction(source, [sign_names[i] for i in order], [float(p[i]) for i in order])
+
+
 class BasePredictor:
-    """Shared top-k logic; subclasses implement :meth:`logits_from_features`."""
+    """Shared preprocessing and top-k logic; subclasses implement :meth:`logits_from_features`."""
 
     cfg: ExperimentConfig
     sign_names: list[str]
 
+    @property
+    def preprocess_config(self) -> PreprocessConfig:
+        """The preprocessing the model was trained with."""
+        return self.cfg.preprocess
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.sign_names)
+
     def features(self, raw: np.ndarray) -> np.ndarray:
-        return preprocess(raw, self.cfg.preprocess)
+        return preprocess(raw, self.preprocess_config)
 
     def logits_from_features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
@@ -59,10 +81,20 @@ class BasePredictor:
         """Logits ``(classes,)`` of one raw ``(frames, 543, 3)`` sequence."""
         return self.logits_from_features(batch_features([self.features(raw)]))[0]
 
+    def logits_batch(self, raws: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Logits ``(n, classes)`` of several raw sequences, ``batch_size`` at a time (zero-padded)."""
+        out = [np.zeros((0, self.num_classes), np.float32)]
+        for start in range(0, len(raws), batch_size):
+            feats = [self.features(r) for r in raws[start : start + batch_size]]
+            out.append(np.asarray(self.logits_from_features(batch_features(feats)), np.float32))
+        return np.concatenate(out)
+
+    def probabilities(self, raw: np.ndarray) -> np.ndarray:
+        """Softmax probabilities ``(classes,)`` of one raw sequence."""
+        return softmax(np.asarray(self.logits(raw), np.float64)[None])[0]
+
     def top_k(self, raw: np.ndarray, k: int = 5, source: str = "") -> Prediction:
-        p = softmax(self.logits(raw)[None])[0]
-        order = np.argsort(-p)[:k]
-        return Prediction(source, [self.sign_names[i] for i in order], [float(p[i]) for i in order])
+        return top_k_of(self.logits(raw), self.sign_names, k, source)
 
 
 class RunPredictor(BasePredictor):
@@ -84,3 +116,52 @@ class RunPredictor(BasePredictor):
 
     def logits_from_features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         return self.backend.predict_logits([batch])
+
+
+def parquet_inputs(inputs: Iterable[str | Path]) -> list[Path]:
+    """Expand inputs: a folder means every ``*.parquet`` under it (sorted); files are kept as given.
+
+    A folder without parquet files is kept as is, so the caller reports it like any bad input.
+    """
+    files: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        found = sorted(path.rglob("*.parquet")) if path.is_dir() else []
+        files += found or [path]
+    return files
+
+
+def predict_files(
+    predictor: BasePredictor, paths: Iterable[str | Path], k: int = 5, batch_size: int = BATCH_SIZE
+) -> tuple[list[Prediction], list[tuple[str, str]]]:
+    """Top-k predictions for parquet files; unreadable files are skipped.
+
+    Returns ``(predictions, skipped)`` with ``skipped`` as ``(path, reason)`` pairs, both in input order.
+    """
+    from islr.data.kaggle import read_landmarks
+
+    predictions: list[Prediction] = []
+    skipped: list[tuple[str, str]] = []
+    pending: list[tuple[str, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        logits = predictor.logits_batch([raw for _, raw in pending], batch_size)
+        predictions.extend(top_k_of(row, predictor.sign_names, k, name) for (name, _), row in zip(pending, logits, strict=True))
+        pending.clear()
+
+    for path in paths:
+        path = Path(path)
+        try:
+            if path.is_dir():
+                raise DataError(path, "folder without *.parquet files")
+            raw = read_landmarks(path)
+        except DataError as exc:
+            skipped.append((str(path), exc.reason))
+            continue
+        pending.append((str(path), raw))
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return predictions, skipped

@@ -27,6 +27,7 @@ from islr.errors import ConfigError, ModelError
 from islr.models.registry import register_model
 from islr.models.tensorflow.layers import (
     BatchNorm,
+    CompositeLayer,
     Dropout,
     SequenceClassifier,
     masked_mean,
@@ -36,7 +37,7 @@ from islr.models.tensorflow.layers import (
 __all__ = ["CVTransferLearningModel", "ResNetSmall", "ResidualBlock2D", "build_cnn_transfer"]
 
 
-class ConvBN(keras.layers.Layer):
+class ConvBN(CompositeLayer):
     """Conv2D without bias (BatchNorm follows) + BatchNorm, symmetric zero padding ``k // 2``."""
 
     def __init__(self, filters: int, kernel: int, stride: tuple[int, int], **kwargs: Any):
@@ -53,7 +54,7 @@ class ConvBN(keras.layers.Layer):
         return self.norm(self.conv(x), training=training)
 
 
-class ResidualBlock2D(keras.layers.Layer):
+class ResidualBlock2D(CompositeLayer):
     """Two 3x3 conv+BN with a residual; stride (1, 2) halves landmarks, never frames.
 
     The skip is a 1x1 conv+BN when the width changes, else every second landmark (the
@@ -94,9 +95,12 @@ class ResNetSmall(keras.Model):
         ]
         self.num_features = widths[-1]
 
+    def build(self, input_shape: Any = None) -> None:
+        """Sub-layers build themselves when first called (see CompositeLayer)."""
+
     def call(self, inputs: Any, training: bool = False) -> Any:
         image, mask = inputs
-        mask4 = ops.cast(mask, image.dtype)[:, :, None, None]
+        mask4 = ops.reshape(ops.cast(mask, image.dtype), (*ops.shape(mask), 1, 1))
         h = ops.relu(self.stem(image * mask4, training=training)) * mask4
         for block in self.blocks:
             h = block(h, mask4=mask4, training=training)
@@ -121,9 +125,12 @@ class KerasApplicationBackbone(keras.Model):
             raise ConfigError(f"cnn_transfer: cannot build {arch!r} on landmark images ({exc})") from None
         self.num_features = int(self.net.output_shape[-1])
 
+    def build(self, input_shape: Any = None) -> None:
+        """Sub-layers build themselves when first called (see CompositeLayer)."""
+
     def call(self, inputs: Any, training: bool = False) -> Any:
         image, mask = inputs
-        mask4 = ops.cast(mask, image.dtype)[:, :, None, None]
+        mask4 = ops.reshape(ops.cast(mask, image.dtype), (*ops.shape(mask), 1, 1))
         return self.net(self.adapter(image * mask4), training=training)
 
 

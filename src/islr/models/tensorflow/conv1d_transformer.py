@@ -16,6 +16,7 @@ from islr.errors import ConfigError
 from islr.models.registry import register_model
 from islr.models.tensorflow.layers import (
     BatchNorm,
+    CompositeLayer,
     LateDropout,
     MaskedLayer,
     SequenceClassifier,
@@ -34,7 +35,7 @@ __all__ = [
 ]
 
 
-class CausalDepthwiseConv1D(keras.layers.Layer):
+class CausalDepthwiseConv1D(CompositeLayer):
     """Depthwise Conv1D over (B, T, C), no bias, left padding ``kernel_size - 1``.
 
     Frame t sees frames t-k+1..t only, so frames appended after the sequence never reach it.

@@ -46,11 +46,12 @@ class TransformerEncoderLayer(MaskedLayer):
         self.self_attn = MultiHeadSelfAttention(
             d_model, num_heads, attn_dropout=dropout, use_bias=True, name="self_attn"
         )
-        self.norm1 = LayerNorm(name="norm1")
-        self.norm2 = LayerNorm(name="norm2")
+        # Sub-layers in torch's registration order, so the weights line up one to one.
         self.linear1 = keras.layers.Dense(dim_feedforward, activation="relu", name="linear1")
         self.dropout = Dropout(dropout, name="dropout")
         self.linear2 = keras.layers.Dense(d_model, name="linear2")
+        self.norm1 = LayerNorm(name="norm1")
+        self.norm2 = LayerNorm(name="norm2")
         self.dropout1 = Dropout(dropout, name="dropout1")
         self.dropout2 = Dropout(dropout, name="dropout2")
 
