@@ -12,8 +12,6 @@ import pytest
 
 pytest.importorskip("torch")
 
-from tiny_run import tiny_torch_run  # noqa: E402
-
 from islr.cli import main as islr  # noqa: E402
 from islr.config import PreprocessConfig  # noqa: E402
 from islr.data.kaggle import read_landmarks, read_train_csv  # noqa: E402
@@ -28,6 +26,7 @@ from islr.inference.exported import (  # noqa: E402
     write_sidecar,
 )
 from islr.inference.predictor import RunPredictor, parquet_inputs, predict_files  # noqa: E402
+from tiny_run import tiny_torch_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")

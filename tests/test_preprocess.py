@@ -124,11 +124,12 @@ def test_center_std_hand_computed():
     seq = np.full((2, 118, 2), NAN, dtype=np.float32)
     seq[:, p17] = [[0.5, 0.5], [0.7, 0.3]]  # centre = (0.6, 0.4)
     seq[:, p_hand] = [[0.9, 0.4], [0.6, 0.8]]  # offsets (0.3, 0) and (0, 0.4)
-    # squared offsets: 17 -> .01 .01 .01 .01, hand -> .09 0 0 .16: mean .29 / 8
-    scale = np.sqrt(0.29 / 8)
+    # per-coordinate scale (the winner's std keeps the coordinate axis):
+    # x offsets -.1 .1 (17), .3 0 (hand) -> sx = sqrt(.11 / 4); y: .1 -.1, 0 .4 -> sy = sqrt(.18 / 4)
+    sx, sy = np.sqrt(0.11 / 4), np.sqrt(0.18 / 4)
     f = featurize(seq, cfg)
-    np.testing.assert_allclose(f[0, 2 * p17 : 2 * p17 + 2], [-0.1 / scale, 0.1 / scale], rtol=1e-5)
-    np.testing.assert_allclose(f[1, 2 * p_hand : 2 * p_hand + 2], [0.0, 0.4 / scale], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f[0, 2 * p17 : 2 * p17 + 2], [-0.1 / sx, 0.1 / sy], rtol=1e-5)
+    np.testing.assert_allclose(f[1, 2 * p_hand : 2 * p_hand + 2], [0.0, 0.4 / sy], rtol=1e-5, atol=1e-6)
     assert f[0, 0] == 0.0  # missing points -> nan_value
 
 
@@ -136,9 +137,9 @@ def test_center_std_uses_half_when_reference_missing():
     cfg = PreprocessConfig(landmarks="kaggle118", normalization="center_std", length_mode="variable")
     seq = np.full((1, 118, 2), NAN, dtype=np.float32)
     p = get_subset("kaggle118").position_of(468)
-    seq[0, p] = [0.8, 0.5]  # only point: offset (0.3, 0) from (0.5, 0.5); scale sqrt(.09/2)
+    seq[0, p] = [0.8, 0.5]  # only point: offset (0.3, 0) from (0.5, 0.5); sx = .3, sy = 0 -> 1
     f = featurize(seq, cfg)
-    np.testing.assert_allclose(f[0, 2 * p : 2 * p + 2], [0.3 / np.sqrt(0.045), 0.0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f[0, 2 * p : 2 * p + 2], [1.0, 0.0], rtol=1e-5, atol=1e-6)
 
 
 def test_center_std_carries_reference_point_for_hands_subset():
@@ -147,10 +148,10 @@ def test_center_std_carries_reference_point_for_hands_subset():
     assert feature_dim(cfg) == 84
     raw = np.full((3, 543, 3), NAN, dtype=np.float32)
     raw[:, 17, :2] = [0.2, 0.2]
-    raw[:, 468, :2] = [0.4, 0.2]  # offset (0.2, 0) -> scale sqrt(0.04 / 2)
+    raw[:, 468, :2] = [0.4, 0.2]  # offset (0.2, 0); the scale uses feature points only: sx = .2, sy -> 1
     f = preprocess(raw, cfg)
     assert f.shape == (32, 84)
-    np.testing.assert_allclose(f[0, :2], [0.2 / np.sqrt(0.02), 0.0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(f[0, :2], [1.0, 0.0], rtol=1e-5, atol=1e-6)
     assert points_and_coords(PreprocessConfig(landmarks="hands", normalization="none")) == (42, 2)
 
 

@@ -220,7 +220,7 @@ KILLER = textwrap.dedent("""
 
 def test_a_trial_running_when_killed_is_failed_and_retried(synth_dir, cache_dir, tmp_path):
     settings = settings_for(synth_dir, cache_dir, tmp_path, trials=3)
-    settings.heartbeat_interval, settings.grace_period = 1, 2
+    settings.heartbeat_interval, settings.grace_period = 1, 1
     spec = tmp_path / "settings.json"
     spec.write_text(json.dumps(vars(settings)))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -228,7 +228,7 @@ def test_a_trial_running_when_killed_is_failed_and_retried(synth_dir, cache_dir,
     assert done.returncode == 3, done.stderr[-2000:]
     killed = optuna.load_study(study_name="tiny", storage=settings.storage)
     assert [t.state.name for t in killed.get_trials()] == ["COMPLETE", "RUNNING"]
-    time.sleep(settings.grace_period + 1)  # the dead trial's heartbeat goes stale
+    time.sleep(settings.grace_period + 0.5)  # the dead trial's heartbeat goes stale
 
     study = run_search(settings, log=lambda _: None)
     trials = study.get_trials()

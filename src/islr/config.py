@@ -98,6 +98,8 @@ class DataConfig:
     """Optional exclusion CSV written by ``islr clean`` (rows listed there are skipped)."""
     workers: int = 0
     """Processes for the cache build (0 = all cores)."""
+    signs: tuple[str, ...] = ()
+    """Keep only these signs, re-indexed in this order (e.g. ``hello,thankyou`` for a 2-class task)."""
 
 
 @dataclass

@@ -291,13 +291,21 @@ def build_report(run_dir: str | Path, out: str | Path, data_dir: str | Path | No
         ev = evaluate_run(run.path, str(data_dir) if data_dir else None, split, checkpoint, out_dir=tmp)
         names = [s for s, _ in sorted(run.load_sign_map().items(), key=lambda kv: kv[1])]
         gifs = _mistake_gifs(data_path, ev, names, examples, Path(tmp)) if data_path and examples else []
-    page, images, notes = _page(run, cfg, ev, names, stats, gifs, data_path)
+    if gifs:
+        why_none = ""
+    elif not examples:
+        why_none = "none requested (examples=0)"
+    elif not (ev.logits.argmax(-1) != ev.labels).any():
+        why_none = "no mistakes"
+    else:
+        why_none = "raw landmark files not available"
+    page, images, notes = _page(run, cfg, ev, names, stats, gifs, data_path, why_none)
     path = page.write(out)
     return ReportResult(path, ev.metrics, stats, images, notes)
 
 
 def _page(run: RunDir, cfg: Any, ev: Any, names: list[str], stats: ModelStats, gifs: list[tuple[bytes, str]],
-          data_path: Path | None) -> tuple[Page, int, list[str]]:
+          data_path: Path | None, why_no_gifs: str) -> tuple[Page, int, list[str]]:
     m = ev.metrics
     history = run.read_history()
     predictions = ev.logits.argmax(-1)
@@ -354,9 +362,8 @@ def _page(run: RunDir, cfg: Any, ev: Any, names: list[str], stats: ModelStats, g
         figures = "".join(f"<figure>{img(data, caption, 'image/gif')}<figcaption>{esc(caption)}</figcaption></figure>" for data, caption in gifs)
         page.add("Mistakes, animated", "<p>The most confident wrong predictions (raw landmarks).</p>" + figures, "mistakes")
     else:
-        reason = "no mistakes" if not (predictions != ev.labels).any() else "raw landmark files not available"
-        page.add("Mistakes, animated", f'<p class="note">None shown: {reason}.</p>', "mistakes")
-        notes.append(f"no mistake GIFs: {reason}")
+        page.add("Mistakes, animated", f'<p class="note">None shown: {esc(why_no_gifs)}.</p>', "mistakes")
+        notes.append(f"no mistake GIFs: {why_no_gifs}")
 
     threads = stats.threads if stats.threads else "default"
     page.add("Model size and latency", table(["", "value"], [

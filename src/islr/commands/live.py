@@ -31,14 +31,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from islr.errors import ConfigError
+    from islr.errors import ConfigError, DeviceError
     from islr.inference.exported import load_predictor
     from islr.inference.holistic import HolisticExtractor
-    from islr.inference.live import LiveRecognizer, run_live
+    from islr.inference.live import NO_DISPLAY, LiveRecognizer, can_show_window, run_live
     from islr.inference.video import open_camera, open_video
 
     if args.no_window and not (args.out or args.json):
         raise ConfigError("--no-window needs --out and/or --json (otherwise nothing is shown or written)")
+    if not args.no_window and not can_show_window():
+        raise DeviceError(NO_DISPLAY)
     mirror = args.mirror if args.mirror is not None else args.video is None
     predictor = load_predictor(args.model)
     recognizer = LiveRecognizer(predictor, args.window, args.min_hand_frames, args.threshold, mirror)

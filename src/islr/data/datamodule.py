@@ -57,6 +57,17 @@ def apply_exclusions(samples: list[Sample], exclusions: str | Path) -> tuple[lis
     return kept, len(samples) - len(kept)
 
 
+def restrict_signs(
+    sign_map: dict[str, int], samples: list[Sample], signs: tuple[str, ...], data_dir: Path
+) -> tuple[dict[str, int], list[Sample]]:
+    """Keep only ``signs`` (a new map indexed in their order) and the samples of those signs."""
+    unknown = [s for s in signs if s not in sign_map]
+    if unknown:
+        raise DataError(data_dir / "sign_to_prediction_index_map.json", f"data.signs not in the sign map: {unknown}")
+    keep = set(signs)
+    return {s: i for i, s in enumerate(signs)}, [s for s in samples if s.sign in keep]
+
+
 def load_split_indices(
     cfg: ExperimentConfig, participants: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,8 +97,10 @@ def build_datasets(cfg: ExperimentConfig, data_dir: str | Path | None = None, pr
         raise DataError(data_dir, "data folder not found (expected train.csv, the sign map and train_landmark_files/)")
     describe = describe_split(cfg.data.split, cfg.data.fold, cfg.data.folds)
     sign_map = read_sign_map(data_dir)
-    sign_names = [name for name, _ in sorted(sign_map.items(), key=lambda kv: kv[1])]
     samples = read_train_csv(data_dir)
+    if cfg.data.signs:
+        sign_map, samples = restrict_signs(sign_map, samples, cfg.data.signs, data_dir)
+    sign_names = [name for name, _ in sorted(sign_map.items(), key=lambda kv: kv[1])]
     excluded = 0
     if cfg.data.exclusions:
         samples, excluded = apply_exclusions(samples, cfg.data.exclusions)

@@ -206,8 +206,9 @@ def normalize(x: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     ``seed_normalize``: per coordinate ``(x - min) / (max - min)`` over non-NaN values (range 0
     -> divide by 1). ``seed_standardize``: per coordinate ``(x - mean) / std`` (std 0 -> 1).
     ``center_std``: centre ``c`` = per-coordinate NaN-mean over frames of the reference landmark
-    (0.5 where it is never seen); scale ``s = sqrt(nanmean((x - c)**2))`` over every feature
-    point, frame and kept coordinate (0 or no data -> 1); result ``(x - c) / s``.
+    (0.5 where it is never seen); per-coordinate scale ``s = sqrt(nanmean((x - c)**2))`` over every
+    feature point and frame (0 or no data -> 1); result ``(x - c) / s``. This is the Kaggle 1st
+    place's formula (its std reduces over frames and points, keeping the coordinate axis).
     """
     lay = _layout(cfg)
     n_feat = lay.n_feat
@@ -235,11 +236,11 @@ def normalize(x: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         total, count = _nan_stats(x[:, lay.ref_pos], (0,))
         centre = np.where(count > 0, total / np.maximum(count, 1), 0.5)
         d = pts - centre.astype(np.float32)
-        sq, n = _nan_stats(d * d, (0, 1, 2))
-        scale = float(np.sqrt(sq / n)) if n else 1.0
-        if not scale > _EPS:
-            scale = 1.0
-        return (d / np.float32(scale)).astype(np.float32)
+        sq, n = _nan_stats(d * d, (0, 1))
+        with np.errstate(all="ignore"):
+            scale = np.sqrt(sq / np.maximum(n, 1))
+        scale = np.where((n > 0) & (scale > _EPS), scale, 1.0)
+        return (d / scale.astype(np.float32)).astype(np.float32)
     raise ConfigError(f"preprocess.normalization: unknown {method!r}")
 
 

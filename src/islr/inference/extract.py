@@ -84,7 +84,7 @@ def sign_for(video: Path, root: Path, sign: str | None) -> str:
     name up to the first ``_`` (``hello_S18.mp4`` -> ``hello``)."""
     if sign:
         return sign
-    if root.is_dir() and video.parent != root:
+    if root in video.parents and video.parent != root:
         return video.relative_to(root).parts[0]
     return video.stem.split("_")[0]
 

@@ -45,6 +45,7 @@ from islr.inference.predictor import BasePredictor, Prediction, top_k_of
 from islr.inference.video import FrameSource
 
 WINDOW_NAME = "islr live (q to quit)"
+NO_DISPLAY = "no display to open a window on; use --no-window (with --out and/or --json)"
 
 
 def mirror_landmarks(landmarks: np.ndarray) -> np.ndarray:
@@ -218,8 +219,8 @@ class LiveSummary:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
 
 
-def _can_show() -> bool:
-    # On Linux an OpenCV GUI without a display aborts the process instead of raising.
+def can_show_window() -> bool:
+    """False on Linux without a display (an OpenCV window there aborts the process instead of raising)."""
     return not sys.platform.startswith("linux") or bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
@@ -252,8 +253,8 @@ def run_live(
     """
     import cv2
 
-    if show and not _can_show():
-        raise DeviceError("no display to open a window on; use --no-window (with --out and/or --json)")
+    if show and not can_show_window():
+        raise DeviceError(NO_DISPLAY)
     writer = open_writer(out, source.fps, source.width, source.height) if out else None
     lines = None
     if json_path:
