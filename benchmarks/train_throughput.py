@@ -96,7 +96,7 @@ def main() -> None:
         bare2 = bare_loop(cfg, full, data.feature_dim, classes, args.epochs)  # baseline again: machines are noisy
         base = (bare + bare2) / 2
     print(f"model {args.model}, batch 64, {len(full)} batches x {args.epochs} epochs, {args.threads} threads, {data.feature_dim} features\n")
-    print(f"| loop | samples/s | vs bare loop |\n|---|---:|---:|")
+    print("| loop | samples/s | vs bare loop |\n|---|---:|---:|")
     print(f"| bare PyTorch loop (mean of 2 runs) | {base:,.0f} | 1.00 |")
     print(f"| islr Trainer (torch backend) | {ours:,.0f} | {ours / base:.2f} (overhead {100 * (1 - ours / base):+.1f}%) |")
     print(f"| data loader alone (augment + featurize + collate) | {load_rate:,.0f} | {load_rate / base:.1f}x the model's rate |")

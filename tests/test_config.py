@@ -2,7 +2,14 @@
 
 import pytest
 
-from islr.config import ExperimentConfig, configs_dir, load_config, parse_override, save_config, to_dict
+from islr.config import (
+    ExperimentConfig,
+    configs_dir,
+    load_config,
+    parse_override,
+    save_config,
+    to_dict,
+)
 from islr.errors import ConfigError
 
 

@@ -213,9 +213,12 @@ def test_exports_to_tflite_with_dynamic_batch_and_frames(tmp_path):
 
 def test_cnn_transfer_with_a_keras_application_backbone():
     model = small_model("cnn_transfer", arch="keras:MobileNetV2")
-    x, mask = batch(t=32, lengths=(32, 20, 8, 1))
-    logits = model([x, mask]).numpy()
-    assert logits.shape == (4, CLASSES) and np.isfinite(logits).all()
+    # 6 landmarks and 5 frames: far below the 32 the network halves five times (padded inside).
+    x, mask = batch(t=5, lengths=(5, 3, 2, 1))
+    for _ in range(3):  # an empty feature map gave NaN or garbage that changed from call to call
+        logits = model([x, mask]).numpy()
+        assert logits.shape == (4, CLASSES) and np.isfinite(logits).all()
+        np.testing.assert_array_equal(model([x, mask]).numpy(), logits)
     assert L.get_dropout(model) == [0.2]  # the head's; the application has none without a top
 
 

@@ -14,9 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import tiny_config  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from conftest import tiny_config  # noqa: E402
 from islr.report import (  # noqa: E402
     build_report,
     checkpoint_mb,

@@ -11,7 +11,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from conftest import tiny_config  # noqa: E402
-
 from islr.training.pipeline import train  # noqa: E402
 
 torch.set_num_threads(1)

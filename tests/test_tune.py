@@ -16,7 +16,6 @@ optuna = pytest.importorskip("optuna")
 torch = pytest.importorskip("torch")
 
 from conftest import ROOT, tiny_config  # noqa: E402
-
 from islr.config import configs_dir, load_config, save_config, to_dict  # noqa: E402
 from islr.errors import ConfigError  # noqa: E402
 from islr.tune import (  # noqa: E402

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "extract": "extract",
     "live": "live",
     "demo": "demo",
+    "cv": "cv",
     "tune": "tune",
     "report": "report",
     "compare": "compare",

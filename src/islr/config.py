@@ -94,6 +94,8 @@ class DataConfig:
     fold: int = -1
     """With ``folds`` > 1: which participant-grouped fold is the validation set."""
     folds: int = 0
+    split_seed: int = 0
+    """Seed of the split, apart from ``train.seed`` so the seeds of an ensemble share their folds."""
     exclusions: str = ""
     """Optional exclusion CSV written by ``islr clean`` (rows listed there are skipped)."""
     workers: int = 0

@@ -73,10 +73,10 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, split: str = 
                  checkpoint: str = "best", out_dir: str | Path | None = None) -> Evaluation:
     """Score a run and write ``metrics.json``, ``per_sign_accuracy.csv`` and ``confusion_matrix.png``."""
     from islr.data.dataset import BatchLoader
-    from islr.inference.predictor import RunPredictor
+    from islr.inference.ensemble import open_run
 
     run = RunDir(run_dir)
-    predictor = RunPredictor(run_dir, checkpoint)
+    predictor = open_run(run_dir, checkpoint)
     cfg, sign_map = predictor.cfg, predictor.sign_map
     dataset, described, skipped = _dataset_for(run, cfg, sign_map, data_dir, split)
     if len(dataset) == 0:

@@ -71,8 +71,8 @@ def restrict_signs(
 def load_split_indices(
     cfg: ExperimentConfig, participants: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(train, valid, test)`` positions for ``cfg.data``'s split, seeded by ``cfg.train.seed``."""
-    d, seed = cfg.data, cfg.train.seed
+    """``(train, valid, test)`` positions for ``cfg.data``'s split, seeded by ``cfg.data.split_seed``."""
+    d, seed = cfg.data, cfg.data.split_seed
     if d.split == "participant":
         if d.folds > 1:
             if not 0 <= d.fold < d.folds:

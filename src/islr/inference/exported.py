@@ -369,9 +369,9 @@ def load_predictor(path: str | Path, checkpoint: str = "best") -> BasePredictor:
     path = Path(path)
     if path.is_dir():
         if (path / "config.yaml").exists():
-            from islr.inference.predictor import RunPredictor
+            from islr.inference.ensemble import open_run
 
-            return RunPredictor(path, checkpoint)
+            return open_run(path, checkpoint)
     elif path.suffix.lower() == ".onnx":
         if not path.exists():
             raise ModelError(f"{path}: file not found")

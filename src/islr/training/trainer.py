@@ -20,7 +20,13 @@ import numpy as np
 from islr.backends.base import Backend
 from islr.config import ExperimentConfig, to_dict
 from islr.errors import ConfigError
-from islr.training.callbacks import Checkpoint, DynamicAugmentation, DynamicDropout, EarlyStopping, History
+from islr.training.callbacks import (
+    Checkpoint,
+    DynamicAugmentation,
+    DynamicDropout,
+    EarlyStopping,
+    History,
+)
 from islr.training.metrics import classification_metrics, confusion_matrix
 from islr.training.run_dir import RunDir
 

@@ -110,6 +110,8 @@ class ResNetSmall(keras.Model):
 class KerasApplicationBackbone(keras.Model):
     """A ``keras.applications`` network (no top, average pooled) on the masked landmark image."""
 
+    MIN_SIZE = 32  # frames and landmarks the network needs (five stride-2 stages)
+
     def __init__(self, arch: str, **kwargs: Any):
         super().__init__(**kwargs)
         name = arch.partition(":")[2]
@@ -131,7 +133,15 @@ class KerasApplicationBackbone(keras.Model):
     def call(self, inputs: Any, training: bool = False) -> Any:
         image, mask = inputs
         mask4 = ops.reshape(ops.cast(mask, image.dtype), (*ops.shape(mask), 1, 1))
-        return self.net(self.adapter(image * mask4), training=training)
+        image = image * mask4
+        # The applications halve both axes five times: below 32 frames or landmarks a feature map
+        # becomes empty and its average pool undefined (NaN or garbage). Zero frames/landmarks are
+        # appended up to 32, the same zeros as masked frames.
+        shape = ops.shape(image)
+        extra_t = ops.maximum(self.MIN_SIZE - shape[1], 0)
+        extra_l = ops.maximum(self.MIN_SIZE - shape[2], 0)
+        image = ops.pad(image, [[0, 0], [0, extra_t], [0, extra_l], [0, 0]])
+        return self.net(self.adapter(image), training=training)
 
 
 def load_local_weights(model: keras.Model, path: str | Path) -> None:

@@ -1,0 +1,38 @@
+"""Participant-grouped k-fold cross-validation: ``islr cv --config F.yaml --data-dir DIR --folds 5 [--seeds 4]``.
+
+Trains every fold (and seed) under ``--out``, prints per-fold validation accuracy with mean and
+spread, and writes ``cv_summary.json`` / ``cv_summary.md``. With ``--seeds N`` each fold also
+gets an ensemble run averaging its seeds' logits (accepted by ``islr evaluate`` and ``islr predict``).
+A killed CV resumes: finished runs are skipped, interrupted ones continue from their last checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from islr.commands.train import configure as configure_train
+from islr.commands.train import resolve_config
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    configure_train(parser)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per fold, averaged as an ensemble")
+    parser.add_argument("--only-fold", type=int, action="append", help="run just this fold (repeatable)")
+    parser.add_argument("--out", help="output folder (default runs/cv-<model>-<framework>)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from islr.cv import cross_validate
+
+    cfg = resolve_config(args)
+    out = args.out or args.run_dir or f"runs/cv-{cfg.model.name}-{cfg.train.framework}"
+    result = cross_validate(cfg, out, folds=args.folds, seeds=args.seeds, only_folds=args.only_fold)
+    print(result.markdown())
+    s = result.summary
+    line = f"{s['model']} ({s['framework']}) {s['folds']}-fold participant CV: val_accuracy {s['val_accuracy']['mean']:.4f} +- {s['val_accuracy']['std']:.4f}"
+    if "ensemble_accuracy" in s:
+        line += f"; {s['seeds']}-seed ensemble {s['ensemble_accuracy']['mean']:.4f} +- {s['ensemble_accuracy']['std']:.4f}"
+    print(line)
+    print(f"wrote {out}/cv_summary.md and cv_summary.json")
+    return 0
