@@ -112,7 +112,7 @@ class TorchBackend:
     def setup(self, cfg: ExperimentConfig, input_dim: int, num_classes: int, steps_per_epoch: int) -> None:
         self.cfg = cfg
         torch.manual_seed(cfg.train.seed)
-        np.random.seed(cfg.train.seed)
+        np.random.seed(cfg.train.seed)  # noqa: NPY002  (user code may draw from the global RNG)
         self.device = select_device(cfg.train.device)
         if self.world_size > 1:
             self._init_distributed()

@@ -49,7 +49,7 @@ class EventFileWriter:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.log_dir / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.islr"
-        self._handle = open(self.path, "ab")
+        self._handle = open(self.path, "ab")  # noqa: SIM115  (kept open across epochs; closed in close())
         self.add_event(Event(wall_time=time.time(), file_version="brain.Event:2"))
 
     def add_event(self, event: object) -> None:

@@ -120,7 +120,7 @@ class Trainer:
             "logs": {k: v for k, v in logs.items() if isinstance(v, int | float)},
             "callbacks": {key: c.state_dict() for key, c in self._stateful_callbacks().items()},
             "python_random": random.getstate(),
-            "numpy_random": np.random.get_state(),
+            "numpy_random": np.random.get_state(),  # noqa: NPY002  (global RNG restored for user callbacks)
         }
 
     def save_checkpoint(self, tag: str, epoch: int, logs: dict[str, Any]) -> None:
@@ -137,7 +137,7 @@ class Trainer:
         if "dropout" in extra.get("logs", {}):
             self.backend.set_dropout(extra["logs"]["dropout"])
         random.setstate(_as_random_state(extra["python_random"]))
-        np.random.set_state(tuple(extra["numpy_random"]))
+        np.random.set_state(tuple(extra["numpy_random"]))  # noqa: NPY002
         self.epoch = int(extra["epoch"]) + 1
 
     # -- loop --------------------------------------------------------------------------------
