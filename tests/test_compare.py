@@ -78,3 +78,14 @@ def test_cli_writes_the_table(runs, tmp_path, capsys):
     assert out.read_text() == markdown_table(compare_runs(list(runs)))
     assert "wrote" in capsys.readouterr().out and len(json.loads((tmp_path / "rows.json").read_text())) == 3
     assert main(["compare", str(tmp_path / "nowhere")]) == 2
+
+
+def test_tune_report_compare_import_no_framework():
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport islr.tune, islr.tune_summary, islr.report, islr.compare, islr.htmlpage\n"
+            "import islr.commands.tune, islr.commands.report, islr.commands.compare\n"
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow', 'keras', 'optuna'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

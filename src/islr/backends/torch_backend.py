@@ -180,6 +180,11 @@ class TorchBackend:
         assert self.model is not None and self.cfg is not None
         self.net.train()
         limit = self.cfg.train.limit_batches or None
+        if self.world_size > 1:
+            # Every process must take the same number of steps (each one all-reduces gradients):
+            # drop the remainder batches that not every process would get.
+            total = min(len(batches), limit) if limit else len(batches)  # type: ignore[arg-type]
+            limit = total - total % self.world_size
         total_loss, correct, seen = 0.0, 0, 0
         for index, batch in enumerate(prefetch(itertools.islice(batches, limit))):
             if self.world_size > 1 and index % self.world_size != self.rank:
