@@ -74,7 +74,14 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         if not base.exists():
             raise ConfigError(f"{args.resume}: not a run directory (no config.yaml)")
         return load_config(base, overrides, flags)
-    cfg = load_config(args.config, overrides, flags)
+    base = args.config
+    if base is None and args.model:
+        # Without --config, a model's shipped YAML is the base (it may name the inputs it was built for).
+        from islr.models.registry import model_config_path
+
+        shipped = model_config_path(args.model)
+        base = shipped if shipped.exists() else None
+    cfg = load_config(base, overrides, flags)
     # Switching model by flag must not keep the parameters of another model from the config file.
     if args.model and args.config:
         file_model = load_config(args.config).model.name

@@ -15,7 +15,5 @@ def count_parameters(name: str, framework: str, input_dim: int, num_classes: int
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
     import numpy as np
 
-    from islr.models.tensorflow import ensure_built
-
-    ensure_built(model, input_dim)
+    # Keras builders return built models (weights created), so the weights can be counted directly.
     return int(sum(np.prod(w.shape) for w in model.trainable_weights))

@@ -1,0 +1,37 @@
+"""The CLI surface: every verb has help, errors are one line, `islr models` lists the registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from islr.cli import COMMANDS, main
+
+
+@pytest.mark.parametrize("verb", sorted(COMMANDS))
+def test_every_verb_has_help(verb, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([verb, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: islr" in capsys.readouterr().out
+
+
+def test_models_lists_registry_with_parameter_counts(capsys):
+    pytest.importorskip("torch")
+    assert main(["models", "--framework", "torch"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = {line.split()[0] for line in lines}
+    assert names == {"lstm", "transformer", "yet_another_transformer", "hybrid", "transformer_ensemble",
+                     "hybrid_ensemble", "yet_another_ensemble", "cnn_transfer", "conv1d_transformer"}
+    conv = next(line for line in lines if line.startswith("conv1d_transformer"))
+    assert conv.split()[-1] == "1,830,040" and " 708 in" in conv
+
+
+def test_errors_are_one_line_without_traceback(tmp_path, capsys):
+    code = main(["train", "--data-dir", str(tmp_path / "missing"), "--model", "transformer", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_override_is_a_config_error(tmp_path, capsys):
+    code = main(["train", "--data-dir", str(tmp_path), "--train.no_such_key", "1"])
+    assert code == 2 and "unknown key" in capsys.readouterr().err
