@@ -171,6 +171,8 @@ def test_search_resumes_across_calls_and_its_best_config_trains(synth_dir, cache
     study = run_search(settings_for(synth_dir, cache_dir, tmp_path, trials=3), log=lambda _: None)
     assert [t.number for t in study.get_trials()] == [0, 1, 2]
     assert all(t.state.name == "COMPLETE" for t in study.get_trials())
+    # The resumed sampler does not replay the first call's random start-up trials.
+    assert study.trials[2].params not in [study.trials[0].params, study.trials[1].params]
     again = run_search(settings_for(synth_dir, cache_dir, tmp_path, trials=3), log=lambda _: None)
     assert len(again.get_trials()) == 3  # nothing left to do
 

@@ -249,17 +249,22 @@ def make_pruner(name: str, max_epochs: int) -> Any:
     raise ConfigError(f"--pruner must be median, hyperband or none, got {name!r}")
 
 
-def open_study(settings: TuneSettings, pruner: Any = None, seed: int | None = None) -> Any:
-    """Create the study or load it (``load_if_exists``); records the base config and space on creation."""
+def open_study(settings: TuneSettings, pruner: Any = None, worker: int = 0) -> Any:
+    """Create the study or load it (``load_if_exists``); records the base config and space on creation.
+
+    The TPE sampler is seeded with ``seed + trials already in the study`` (plus an offset per
+    parallel worker): deterministic, yet a resumed search does not replay the random start-up
+    trials it already ran.
+    """
     import optuna
 
     base = from_dict(ExperimentConfig, settings.base_config)
     direction = "maximize" if base.train.mode == "max" else "minimize"
     storage = make_storage(settings.storage, settings.heartbeat_interval, settings.grace_period)
-    sampler = optuna.samplers.TPESampler(seed=settings.seed if seed is None else seed)
     study = optuna.create_study(storage=storage, study_name=settings.study_name, direction=direction,
-                                sampler=sampler, pruner=pruner or make_pruner(settings.pruner, base.train.epochs),
+                                pruner=pruner or make_pruner(settings.pruner, base.train.epochs),
                                 load_if_exists=True)
+    study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(study.trials) + 10_007 * worker)
     if study.direction.name.lower() != direction:
         raise ConfigError(f"study {settings.study_name!r} in {settings.storage} {study.direction.name.lower()}s; "
                           f"train.mode={base.train.mode} needs a new study (--study NAME)")
@@ -322,7 +327,7 @@ def _run_worker(settings: TuneSettings, n_trials: int, worker: int) -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(settings, seed=settings.seed + worker)
+    study = open_study(settings, worker=worker)
     study.optimize(make_objective(settings), n_trials=n_trials, catch=(IslrError,))
 
 
