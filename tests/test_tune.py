@@ -26,6 +26,7 @@ from islr.tune import (  # noqa: E402
     finished_trials,
     load_search_space,
     run_search,
+    storage_url,
     suggest,
 )
 from islr.tune_summary import param_importances, write_summary  # noqa: E402
@@ -115,6 +116,12 @@ def test_base_and_null_remove_a_dimension(tmp_path):
     space = load_search_space(tmp_path / "b.yaml")
     assert list(space) == ["train.lr", "train.batch_size"]
     assert space["train.lr"].log and space["train.lr"].low == 1e-4
+
+
+def test_storage_urls(tmp_path):
+    assert default_storage(tmp_path / "out") == f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    assert storage_url(str(tmp_path / "s.db")) == f"sqlite:///{tmp_path / 's.db'}"
+    assert storage_url("postgresql://user@host/optuna") == "postgresql://user@host/optuna"
 
 
 def test_apply_params_sets_dotted_paths_and_keeps_the_rest():

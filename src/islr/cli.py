@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "train": "train",
     "evaluate": "evaluate",
     "predict": "predict",
+    "export": "export",
     "extract": "extract",
     "live": "live",
     "demo": "demo",

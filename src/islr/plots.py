@@ -239,7 +239,8 @@ def animate_sequences(
             "left_hand": ax.add_collection(LineCollection([], colors=COLOURS["left_hand"], linewidths=1)),
             "right_hand": ax.add_collection(LineCollection([], colors=COLOURS["right_hand"], linewidths=1)),
         }
-        title = ax.set_title("", fontsize=8)
+        # The title changes every frame; set its longest form now so the layout leaves room for it.
+        title = ax.set_title(f"{name}  frame {len(data)}/{len(data)}", fontsize=8)
         artists.append((name, data, parts, lines, title))
     for ax in list(axes.flat)[len(arrays):]:
         ax.axis("off")

@@ -1,0 +1,182 @@
+"""Export a trained run: ONNX (PyTorch runs), TFLite (Keras runs) and the Kaggle TFLite contract.
+
+:func:`export_run` loads a run directory's checkpoint, writes the file, its ``<file>.islr.json``
+sidecar (preprocessing settings and sign names, :func:`islr.inference.exported.write_sidecar`;
+the same JSON is also embedded in the file) and, given raw sequences, checks parity with the
+eager model (:mod:`islr.export.parity`).
+
+What is supported (and why not the rest):
+
+================  ============================  =========================================
+format            PyTorch run                   Keras (TensorFlow) run
+================  ============================  =========================================
+``onnx``          yes (dynamo exporter, with    no: tf2onnx is not installed; use
+                  per-model fallbacks)          ``tflite`` or ``kaggle``
+``tflite``        no: litert-torch conflicts    yes (dynamic batch and frames; batch 1
+                  with the pins, onnx2tf needs  for recurrent models)
+                  its own env; use ``onnx``
+``kaggle``        no: the graph needs a Keras   yes (preprocessing in the graph)
+                  model; train with
+                  ``train.framework=tensorflow``
+================  ============================  =========================================
+
+Framework imports happen inside the functions, so importing this package stays light.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from islr.errors import ConfigError, ModelError
+from islr.export.parity import DEFAULT_ATOL, ParityResult, check_parity
+
+FORMATS = ("onnx", "tflite", "kaggle")
+SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "kaggle": ".tflite"}
+
+TORCH_TFLITE_REASON = (
+    "a PyTorch run cannot be exported to TFLite here: litert-torch conflicts with this project's "
+    "pinned dependencies and onnx2tf needs its own environment (it pins tensorflow 2.19.0 and numpy 1.26); "
+    "use --format onnx, or train with train.framework=tensorflow for TFLite and Kaggle files"
+)
+TORCH_KAGGLE_REASON = (
+    "the Kaggle TFLite file runs the preprocessing and the model in one TensorFlow graph, so only "
+    "Keras (train.framework=tensorflow) runs can be exported with --format kaggle; "
+    "use --format onnx for this PyTorch run"
+)
+KERAS_ONNX_REASON = (
+    "ONNX export takes PyTorch runs (tf2onnx is not installed); for this Keras run use --format tflite or --format kaggle"
+)
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_run` wrote and what it checked."""
+
+    path: Path
+    format: str
+    framework: str
+    model: str
+    size: int
+    sidecar: Path
+    route: str = ""
+    """How the file was made (e.g. ``dynamo``, ``legacy-fixed``, ``dynamic batch``)."""
+    notes: list[str] = field(default_factory=list)
+    parity: ParityResult | None = None
+
+    def summary(self) -> str:
+        """A few lines for the CLI."""
+        lines = [f"exported {self.framework} {self.model} to {self.path} ({self.format}, {self.size / 1e6:.2f} MB, route {self.route})",
+                 f"sidecar {self.sidecar}"]
+        lines += [f"note: {n}" for n in self.notes]
+        if self.parity is not None:
+            lines.append(str(self.parity))
+        return "\n".join(lines)
+
+
+def check_supported(framework: str, fmt: str) -> None:
+    """Raise :class:`ModelError` saying why when ``fmt`` cannot be made from a ``framework`` run."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"export format {fmt!r} is not one of {list(FORMATS)}")
+    if framework == "torch" and fmt == "tflite":
+        raise ModelError(TORCH_TFLITE_REASON)
+    if framework == "torch" and fmt == "kaggle":
+        raise ModelError(TORCH_KAGGLE_REASON)
+    if framework == "tensorflow" and fmt == "onnx":
+        raise ModelError(KERAS_ONNX_REASON)
+    if framework not in ("torch", "tensorflow"):
+        raise ModelError(f"unknown framework {framework!r} in the run's config")
+
+
+def _to_cpu(reference: object) -> None:
+    """Exports trace on the CPU: move a torch run's model (and its predictor) there."""
+    import torch
+
+    backend = reference.backend  # type: ignore[attr-defined]
+    if getattr(backend, "device", None) is not None and backend.device.type != "cpu":
+        backend.model.to("cpu")
+        backend.device = torch.device("cpu")
+
+
+def _embed_metadata(path: Path, fmt: str, cfg: object, sign_names: list[str]) -> None:
+    from islr.inference.exported import embed_onnx_metadata, embed_tflite_metadata, metadata_json
+
+    text = metadata_json(cfg, sign_names)
+    if fmt == "onnx":
+        embed_onnx_metadata(path, text)
+    else:
+        path.write_bytes(embed_tflite_metadata(path.read_bytes(), text))
+
+
+def export_run(
+    run_dir: str | Path,
+    fmt: str,
+    out: str | Path,
+    checkpoint: str = "best",
+    raws: Sequence[np.ndarray] | None = None,
+    sources: Sequence[str] = (),
+    atol: float = DEFAULT_ATOL,
+) -> ExportResult:
+    """Export the ``checkpoint`` of a run directory to ``out`` in format ``fmt``.
+
+    With ``raws`` (raw ``(frames, 543, 3)`` sequences), the written file is loaded through
+    :func:`islr.inference.exported.load_predictor` and compared with the eager model
+    (:func:`islr.export.parity.check_parity`); the result is in ``ExportResult.parity``.
+    """
+    from islr.inference.exported import load_predictor, write_sidecar
+    from islr.inference.predictor import RunPredictor
+    from islr.training.run_dir import RunDir
+
+    cfg = RunDir(run_dir).load_config()
+    check_supported(cfg.train.framework, fmt)
+    out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give a file name such as {out / ('model' + SUFFIXES[fmt])}")
+    if out.suffix.lower() != SUFFIXES[fmt]:
+        raise ConfigError(f"--out {out}: a {fmt} export must end in {SUFFIXES[fmt]}")
+    reference = RunPredictor(run_dir, checkpoint)
+    model = reference.backend.model
+    if cfg.train.framework == "torch":
+        _to_cpu(reference)
+    prep = reference.preprocess_config
+    from islr.data.preprocess import feature_dim
+
+    input_dim = feature_dim(prep)
+    notes: list[str] = []
+    if fmt == "onnx":
+        from islr.export.onnx_export import export_onnx
+
+        fixed = prep.fixed_len if prep.length_mode == "fixed" else prep.max_len
+        made = export_onnx(model, input_dim, out, fixed)
+        route = made.route
+        if made.fixed_frames is not None:
+            notes.append(f"frames fixed at {made.fixed_frames} in the graph (dynamic frames did not export for "
+                         f"{cfg.model.name}); shorter inputs are padded with mask False, longer ones refused")
+    elif fmt == "tflite":
+        from islr.export.tflite_export import export_tflite
+
+        made_t = export_tflite(model, input_dim, out)
+        route = "dynamic batch" if made_t.fixed_batch is None else f"batch {made_t.fixed_batch}"
+        if made_t.fixed_batch is not None:
+            notes.append(f"batch fixed at {made_t.fixed_batch} ({cfg.model.name} has recurrent layers); frames stay dynamic")
+    else:
+        from islr.export.kaggle_export import KAGGLE_MAX_BYTES, export_kaggle
+
+        made_k = export_kaggle(model, prep, reference.num_classes, out)
+        route = "preprocessing in the graph"
+        notes.append(f"Kaggle contract: signature serving_default, inputs [n_frames, 543, 3] float32 -> "
+                     f"outputs [{made_k.num_classes}] logits (argmax = the sign; softmax for probabilities)")
+        if made_k.size > KAGGLE_MAX_BYTES:
+            notes.append(f"{made_k.size / 2**20:.1f} MiB is over the competition's 40 MB limit")
+    _embed_metadata(out, fmt, cfg, reference.sign_names)
+    sidecar = write_sidecar(out, cfg, reference.sign_names)
+    result = ExportResult(out, fmt, cfg.train.framework, cfg.model.name, out.stat().st_size, sidecar, route, notes)
+    if raws:
+        result.parity = check_parity(reference, load_predictor(out), list(raws), sources, atol)
+    return result
+
+
+__all__ = ["FORMATS", "ExportResult", "check_supported", "export_run"]

@@ -165,7 +165,7 @@ def tf_preprocess(raw: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
     """
     rows = prepared_rows(cfg)
     coords = coord_indices(cfg)
-    raw = tf.ensure_shape(tf.convert_to_tensor(raw, tf.float32), [None, ROWS_PER_FRAME, 3])
+    raw = tf.reshape(tf.convert_to_tensor(raw, tf.float32), [-1, ROWS_PER_FRAME, 3])
     x = tf.gather(tf.gather(raw, rows, axis=1), coords, axis=2)  # (T, P, C)
     x = tf_interpolate_gaps(x, int(cfg.max_gap))
     if cfg.drop_empty_frames != "none":
@@ -181,10 +181,10 @@ def tf_preprocess(raw: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
     if cfg.length_mode == "variable":
         x = x[: cfg.max_len]
     x = tf_normalize(x, cfg)
+    # Reshape with the static width, so the graph knows the feature dimension.
+    x = tf.reshape(x, [-1, feature_points(cfg) * len(coords)])
     if cfg.length_mode == "fixed":
-        x = tf.reshape(tf_resize(tf.reshape(x, [tf.shape(x)[0], -1]), int(cfg.fixed_len)), [int(cfg.fixed_len), -1])
-    else:
-        x = tf.reshape(x, [tf.shape(x)[0], -1])
+        x = tf_resize(x, int(cfg.fixed_len))
     if cfg.motion:
         x = tf_motion(x)
     finite = tf.math.is_finite(x)
