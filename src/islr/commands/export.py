@@ -1,12 +1,13 @@
 """Export a trained run: ``islr export RUN_DIR --format onnx|tflite|kaggle --out FILE``.
 
 ``onnx`` takes PyTorch runs (inputs ``x`` (B, T, F) and ``mask`` (B, T), output ``logits``);
-``tflite`` takes Keras runs (same contract, LiteRT); ``kaggle`` takes Keras runs and writes the
-competition's TFLite contract (``inputs`` [n_frames, 543, 3] raw landmarks -> ``outputs`` [classes]
-logits, preprocessing in the graph). A ``<FILE>.islr.json`` sidecar with the preprocessing and
-sign names is written next to the file. Afterwards the file is compared with the eager model on
-a few sequences (``--check-dir``, else the run's dataset, else synthetic ones): the logits must
-agree within ``--atol`` with the same top-1 (exit code 1 otherwise).
+``tflite`` writes the same contract for LiteRT; ``kaggle`` writes the competition's TFLite
+contract (``inputs`` [n_frames, 543, 3] raw landmarks -> ``outputs`` [classes] logits,
+preprocessing in the graph). Keras runs convert directly; PyTorch runs go to TFLite through the
+model's Keras twin (weights copied, logits checked equal). A ``<FILE>.islr.json`` sidecar with
+the preprocessing and sign names is written next to the file. Afterwards the file is compared
+with the eager model on a few sequences (``--check-dir``, else the run's dataset, else synthetic
+ones): the logits must agree within ``--atol`` with the same top-1 (exit code 1 otherwise).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="a run directory written by `islr train`")
     parser.add_argument("--format", required=True, choices=("onnx", "tflite", "kaggle"), dest="fmt",
-                        help="onnx (PyTorch runs), tflite (Keras runs) or kaggle (Keras runs, competition contract)")
+                        help="onnx (PyTorch runs), tflite (LiteRT) or kaggle (TFLite in the competition's contract)")
     parser.add_argument("--out", required=True, help="the file to write (.onnx or .tflite)")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"))
     parser.add_argument("--check-dir", help="parquet files (a folder, searched recursively) for the parity check")

@@ -5,20 +5,21 @@ sidecar (preprocessing settings and sign names, :func:`islr.inference.exported.w
 the same JSON is also embedded in the file) and, given raw sequences, checks parity with the
 eager model (:mod:`islr.export.parity`).
 
-What is supported (and why not the rest):
+What is supported:
 
-================  ============================  =========================================
-format            PyTorch run                   Keras (TensorFlow) run
-================  ============================  =========================================
-``onnx``          yes (dynamo exporter, with    no: tf2onnx is not installed; use
-                  per-model fallbacks)          ``tflite`` or ``kaggle``
-``tflite``        no: litert-torch conflicts    yes (dynamic batch and frames; batch 1
-                  with the pins, onnx2tf needs  for recurrent models)
-                  its own env; use ``onnx``
-``kaggle``        no: the graph needs a Keras   yes (preprocessing in the graph)
-                  model; train with
-                  ``train.framework=tensorflow``
-================  ============================  =========================================
+================  ==================================  =====================================
+format            PyTorch run                         Keras (TensorFlow) run
+================  ==================================  =====================================
+``onnx``          yes (dynamo exporter, with          no: tf2onnx is not installed; use
+                  per-model fallbacks)                ``tflite`` or ``kaggle``
+``tflite``        yes, through the Keras twin         yes (dynamic batch and frames; batch
+                  (:mod:`islr.export.keras_twin`)     1 for recurrent models)
+``kaggle``        yes, through the Keras twin         yes (preprocessing in the graph)
+================  ==================================  =====================================
+
+PyTorch -> TFLite goes through the zoo's Keras twin of the model, with the PyTorch weights
+copied in and checked to give the same logits: the direct converters do not fit here
+(``litert-torch`` conflicts with this project's pins, ``onnx2tf`` needs its own environment).
 
 Framework imports happen inside the functions, so importing this package stays light.
 """
@@ -38,14 +39,8 @@ FORMATS = ("onnx", "tflite", "kaggle")
 SUFFIXES = {"onnx": ".onnx", "tflite": ".tflite", "kaggle": ".tflite"}
 
 TORCH_TFLITE_REASON = (
-    "a PyTorch run cannot be exported to TFLite here: litert-torch conflicts with this project's "
-    "pinned dependencies and onnx2tf needs its own environment (it pins tensorflow 2.19.0 and numpy 1.26); "
-    "use --format onnx, or train with train.framework=tensorflow for TFLite and Kaggle files"
-)
-TORCH_KAGGLE_REASON = (
-    "the Kaggle TFLite file runs the preprocessing and the model in one TensorFlow graph, so only "
-    "Keras (train.framework=tensorflow) runs can be exported with --format kaggle; "
-    "use --format onnx for this PyTorch run"
+    "PyTorch -> TFLite goes through the model's Keras twin here (litert-torch conflicts with this "
+    "project's pinned dependencies and onnx2tf needs its own environment), and that failed"
 )
 KERAS_ONNX_REASON = (
     "ONNX export takes PyTorch runs (tf2onnx is not installed); for this Keras run use --format tflite or --format kaggle"
@@ -81,10 +76,6 @@ def check_supported(framework: str, fmt: str) -> None:
     """Raise :class:`ModelError` saying why when ``fmt`` cannot be made from a ``framework`` run."""
     if fmt not in FORMATS:
         raise ConfigError(f"export format {fmt!r} is not one of {list(FORMATS)}")
-    if framework == "torch" and fmt == "tflite":
-        raise ModelError(TORCH_TFLITE_REASON)
-    if framework == "torch" and fmt == "kaggle":
-        raise ModelError(TORCH_KAGGLE_REASON)
     if framework == "tensorflow" and fmt == "onnx":
         raise ModelError(KERAS_ONNX_REASON)
     if framework not in ("torch", "tensorflow"):
@@ -146,6 +137,15 @@ def export_run(
 
     input_dim = feature_dim(prep)
     notes: list[str] = []
+    if cfg.train.framework == "torch" and fmt in ("tflite", "kaggle"):
+        from islr.export.keras_twin import TWIN_ATOL, keras_twin
+
+        try:
+            model = keras_twin(model, cfg.model.name, input_dim, reference.num_classes, cfg.model.params)
+        except ModelError as exc:
+            raise ModelError(f"{TORCH_TFLITE_REASON}: {exc}; use --format onnx") from None
+        notes.append(f"converted through the Keras twin of {cfg.model.name} (PyTorch weights copied, "
+                     f"logits equal within {TWIN_ATOL:g} on random inputs)")
     if fmt == "onnx":
         from islr.export.onnx_export import export_onnx
 
