@@ -44,3 +44,12 @@ def test_cv_folds_seeds_ensemble_and_resume(synth_dir, tmp_path):
     again = cross_validate(cfg, tmp_path / "cv", folds=3, seeds=2)
     assert {p: p.stat().st_mtime for p in stamp} == stamp
     assert again.summary["val_accuracy"] == result.summary["val_accuracy"]
+
+    # The ensemble exports as one graph (ONNX directly; Kaggle TFLite through the Keras twin)
+    # with the same logits as the averaged members.
+    from islr.export import export_run
+
+    raws = [read_landmarks(s.path) for s in read_train_csv(synth_dir)[:4]]
+    for fmt, name in (("onnx", "ens.onnx"), ("kaggle", "ens.tflite")):
+        made = export_run(tmp_path / "cv" / "fold0" / "ensemble", fmt, tmp_path / name, raws=raws)
+        assert made.parity is not None and made.parity.passed, made.summary()

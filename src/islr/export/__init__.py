@@ -128,20 +128,33 @@ def export_run(
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / ('model' + SUFFIXES[fmt])}")
     if out.suffix.lower() != SUFFIXES[fmt]:
         raise ConfigError(f"--out {out}: a {fmt} export must end in {SUFFIXES[fmt]}")
-    reference = RunPredictor(run_dir, checkpoint)
-    model = reference.backend.model
-    if cfg.train.framework == "torch":
-        _to_cpu(reference)
+    from islr.inference.ensemble import EnsemblePredictor, is_ensemble
+
+    notes: list[str] = []
+    model_name, model_params = cfg.model.name, cfg.model.params
+    if is_ensemble(run_dir):
+        from islr.export.ensemble import merge_ensemble
+
+        reference = EnsemblePredictor(run_dir, checkpoint)
+        if cfg.train.framework == "torch":
+            for member in reference.members:
+                _to_cpu(member)
+        model, model_name, model_params = merge_ensemble(reference)
+        notes.append(f"ensemble of {len(reference.members)} runs of {cfg.model.name}: logits averaged in one graph")
+    else:
+        reference = RunPredictor(run_dir, checkpoint)
+        model = reference.backend.model
+        if cfg.train.framework == "torch":
+            _to_cpu(reference)
     prep = reference.preprocess_config
     from islr.data.preprocess import feature_dim
 
     input_dim = feature_dim(prep)
-    notes: list[str] = []
     if cfg.train.framework == "torch" and fmt in ("tflite", "kaggle"):
         from islr.export.keras_twin import TWIN_ATOL, keras_twin
 
         try:
-            model = keras_twin(model, cfg.model.name, input_dim, reference.num_classes, cfg.model.params)
+            model = keras_twin(model, model_name, input_dim, reference.num_classes, model_params)
         except ModelError as exc:
             raise ModelError(f"{TORCH_TFLITE_REASON}: {exc}; use --format onnx") from None
         notes.append(f"converted through the Keras twin of {cfg.model.name} (PyTorch weights copied, "
