@@ -52,11 +52,16 @@ def _member(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
         return json.loads(done.read_text())
     resume = (run_dir / "checkpoints" / "last.pt").exists() or any((run_dir / "checkpoints").glob("last.*"))
     result = train(cfg, run_dir, resume=resume)
-    best = max(result.history, key=lambda r: r.get("val_accuracy", float("-inf"))) if result.history else {}
+    history = result.history or [{}]
+    last = history[-1]
+    best = max(history, key=lambda r: r.get("val_accuracy", float("-inf")))
     split = json.loads((run_dir / "split.json").read_text())
+    # The fold's score is its LAST epoch: picking the best epoch on the same validation signers
+    # would select on the test set and flatter the estimate (kept separately as best_*).
     record = {
         "run_dir": str(run_dir), "seed": cfg.train.seed,
-        "val_accuracy": best.get("val_accuracy"), "val_top5": best.get("val_top5"), "best_epoch": best.get("epoch"),
+        "val_accuracy": last.get("val_accuracy"), "val_top5": last.get("val_top5"), "epochs": len(result.history),
+        "best_val_accuracy": best.get("val_accuracy"), "best_epoch": best.get("epoch"),
         "participants": split["valid"]["participants"], "n": len(split["valid"]["sequence_ids"]),
     }
     done.write_text(json.dumps(record, indent=2))
@@ -108,5 +113,5 @@ def _ensemble_row(fold_dir: Path, member_dirs: list[str]) -> dict[str, Any]:
     ensemble = write_ensemble(fold_dir / "ensemble", member_dirs)
     # The ensemble's split.json is the first member's: the same folds for every seed (data.split_seed).
     (ensemble / "split.json").write_bytes((Path(member_dirs[0]) / "split.json").read_bytes())
-    metrics = evaluate_run(ensemble, split="valid").metrics
+    metrics = evaluate_run(ensemble, split="valid", checkpoint="last").metrics
     return {"ensemble_accuracy": metrics["accuracy"], "ensemble_top5": metrics["top5"], "ensemble_dir": str(ensemble)}
