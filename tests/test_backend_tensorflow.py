@@ -23,7 +23,7 @@ from islr.backends.tensorflow_backend import SUFFIX, read_checkpoint, select_dev
 from islr.backends.tf_data import DatasetWithLen, from_loader, to_tf_dataset  # noqa: E402
 from islr.config import ExperimentConfig  # noqa: E402
 from islr.errors import ConfigError, ModelError  # noqa: E402
-from islr.models.registry import register_model  # noqa: E402
+from islr.models.registry import register_model, unregister_model  # noqa: E402
 from islr.models.tensorflow.layers import Dropout as RateVariableDropout  # noqa: E402
 from islr.training.metrics import cross_entropy  # noqa: E402
 from islr.training.schedules import learning_rate  # noqa: E402
@@ -56,9 +56,16 @@ class TinyNet(keras.Model):
         return self.head(h)
 
 
-@register_model("tiny_tf_test", "tensorflow")
 def tiny_tf_test(input_dim: int, num_classes: int, **params):
     return TinyNet(input_dim, num_classes, **params)
+
+
+@pytest.fixture(autouse=True)
+def _tiny_model_registered():
+    """Registered only while this module's tests run, so registry-wide tests never see it."""
+    register_model("tiny_tf_test", "tensorflow")(tiny_tf_test)
+    yield
+    unregister_model("tiny_tf_test", "tensorflow")
 
 
 class ListLoader:
@@ -349,8 +356,10 @@ tf.config.threading.set_intra_op_parallelism_threads(1)
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, sys.argv[1])
-from test_backend_tensorflow import FEATURES, CLASSES, make_cfg, toy_batches
+from test_backend_tensorflow import FEATURES, CLASSES, make_cfg, tiny_tf_test, toy_batches
 from islr.backends import get_backend
+from islr.models.registry import register_model
+register_model("tiny_tf_test", "tensorflow")(tiny_tf_test)
 cfg = make_cfg(optimizer="radam_lookahead", lr=0.01, grad_clip=0.5, label_smoothing=0.1, awp_start_epoch=0)
 cfg.model.params["batch_norm"] = False  # per-replica batch statistics would differ from one replica's
 batches = toy_batches(6)  # six steps: the Lookahead sync of step 5 is included

@@ -44,6 +44,11 @@ def register_model(name: str, framework: str) -> Callable[[Callable[..., Any]], 
     return decorate
 
 
+def unregister_model(name: str, framework: str) -> None:
+    """Remove a registration (for throw-away models in experiments and tests)."""
+    _REGISTRY.pop((name, normalize_framework(framework)), None)
+
+
 def _load_framework(framework: str) -> None:
     importlib.import_module(f"islr.models.{framework}")
 
