@@ -12,6 +12,8 @@ FREE = [
     "islr.data.validate", "islr.models.registry", "islr.backends", "islr.backends.base",
     "islr.training.trainer", "islr.training.callbacks", "islr.training.metrics",
     "islr.training.pipeline", "islr.training.tensorboard", "islr.evaluate", "islr.plots",
+    "islr.cv", "islr.tune", "islr.report", "islr.compare", "islr.inference.predictor", "islr.inference.ensemble",
+    "islr.inference.live", "islr.inference.exported", "islr.export",
 ]
 
 
