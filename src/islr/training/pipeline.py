@@ -68,8 +68,9 @@ def train(
     history = trainer.fit(resume=resume)
     test_metrics: dict[str, float] = {}
     if len(datasets.test) and trainer.is_main:
-        best = run_dir / "checkpoints" / "best"
-        backend.load_checkpoint(best) if any(best.parent.glob("best*")) else None
+        # The test split is scored once, with the checkpoint the validation signers chose.
+        if any((run_dir / "checkpoints").glob("best.*")):
+            backend.load_checkpoint(run_dir / "checkpoints" / "best")
         test_metrics, _, _ = trainer.evaluate(test_loader)
         trainer.run.write_json("test_metrics.json", {"split": datasets.split, **test_metrics})
     return TrainResult(run_dir, history, test_metrics, backend.num_parameters())
