@@ -138,9 +138,10 @@ def read_landmarks(path: str | Path, check: bool = True) -> np.ndarray:
     path = Path(path)
     columns = list(COORDS) + (["frame", "type", "landmark_index"] if check else [])
     try:
-        # ParquetFile.read skips the dataset layer of pq.read_table (about 0.3-0.5 ms a file), and
-        # reading `type` dictionary-encoded avoids materialising 543 strings a frame.
-        with pq.ParquetFile(path, read_dictionary=["type"] if check else None) as parquet:
+        # ParquetFile.read skips the dataset layer of pq.read_table (about 0.3-0.5 ms a file),
+        # reading `type` dictionary-encoded avoids materialising 543 strings a frame, and
+        # pre_buffer=False skips a coalescing pass that only pays on remote storage (~0.17 ms a file).
+        with pq.ParquetFile(path, read_dictionary=["type"] if check else None, pre_buffer=False) as parquet:
             problem = _schema_problem(parquet.schema_arrow, columns)
             if problem:
                 raise DataError(path, problem)
