@@ -50,7 +50,7 @@ def _member(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     done = run_dir / RESULT_FILE
     if done.exists():
         return json.loads(done.read_text())
-    resume = (run_dir / "checkpoints" / "last.pt").exists() or any((run_dir / "checkpoints").glob("last.*"))
+    resume = any((run_dir / "checkpoints").glob("last.*"))  # interrupted: continue it
     result = train(cfg, run_dir, resume=resume)
     history = result.history or [{}]
     last = history[-1]

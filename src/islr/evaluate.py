@@ -33,10 +33,18 @@ class Evaluation:
     skipped: list[tuple[str, str]]
 
 
+def _whole_store(store: Any, cfg: Any, sign_map: dict[str, int]) -> Any:
+    """Every sequence of a cache store as one dataset, labelled with the run's sign map."""
+    from islr.data.dataset import LandmarkDataset
+
+    labels = np.array([sign_map[s] for s in store.signs], dtype=np.int64)
+    names = [n for n, _ in sorted(sign_map.items(), key=lambda kv: kv[1])]
+    return LandmarkDataset(store, labels, cfg.preprocess, store.participant_ids, store.sequence_ids, names)
+
+
 def _dataset_for(run: RunDir, cfg: Any, sign_map: dict[str, int], data_dir: str | None, split: str) -> tuple[Any, str, list]:
     from islr.data.cache import build_cache
     from islr.data.datamodule import build_datasets
-    from islr.data.dataset import LandmarkDataset
     from islr.data.kaggle import read_train_csv
 
     if split not in SPLITS:
@@ -46,20 +54,14 @@ def _dataset_for(run: RunDir, cfg: Any, sign_map: dict[str, int], data_dir: str 
         skipped = [(str(s.path), f"sign {s.sign!r} is not in the run's sign map") for s in samples if s.sign not in sign_map]
         samples = [s for s in samples if s.sign in sign_map]
         store = build_cache(samples, cfg.preprocess, cfg.data.cache_dir, workers=cfg.data.workers, progress=False)
-        labels = np.array([sign_map[s] for s in store.signs], dtype=np.int64)
-        names = [n for n, _ in sorted(sign_map.items(), key=lambda kv: kv[1])]
-        ds = LandmarkDataset(store, labels, cfg.preprocess, store.participant_ids, store.sequence_ids, names)
-        return ds, f"all of {data_dir}", skipped + list(store.errors)
+        return _whole_store(store, cfg, sign_map), f"all of {data_dir}", skipped + list(store.errors)
     if data_dir:
         cfg.data.data_dir = str(data_dir)
     datasets = build_datasets(cfg, progress=False)
     if datasets.sign_map != sign_map:
         raise ConfigError(f"{cfg.data.data_dir}: its sign map differs from the run's; use --split all")
     if split == "all":
-        store = datasets.store
-        labels = np.array([sign_map[s] for s in store.signs], dtype=np.int64)
-        full = LandmarkDataset(store, labels, cfg.preprocess, store.participant_ids, store.sequence_ids, datasets.sign_names)
-        return full, "all", list(datasets.errors)
+        return _whole_store(datasets.store, cfg, sign_map), "all", list(datasets.errors)
     ds = getattr(datasets, split).subset(np.arange(len(getattr(datasets, split))), augmenter=None)
     recorded = (run.path / "split.json")
     if recorded.exists():

@@ -109,8 +109,7 @@ class RunPredictor(BasePredictor):
         self.sign_names = [s for s, _ in sorted(self.sign_map.items(), key=lambda kv: kv[1])]
         self.backend = get_backend(self.cfg.train.framework)
         self.backend.setup(self.cfg, feature_dim(self.cfg.preprocess), len(self.sign_map), 1)
-        candidates = sorted(run.checkpoints.glob(f"{checkpoint}.*"))
-        if not candidates:
+        if not any(run.checkpoints.glob(f"{checkpoint}.*")):
             raise ModelError(f"{run.path}: no {checkpoint!r} checkpoint in {run.checkpoints}")
         self.backend.load_checkpoint(run.checkpoints / checkpoint)
 

@@ -102,3 +102,25 @@ def create_model(
         return builder(input_dim=input_dim, num_classes=num_classes, **merged)
     except TypeError as exc:
         raise ConfigError(f"model {name!r}: bad parameters {sorted(merged)} ({exc})") from None
+
+
+def create_members(members: Any, framework: str, input_dim: int, num_classes: int) -> list[Any]:
+    """Build an ensemble's ``[{"name": ..., "params": {...}}, ...]`` members through the registry.
+
+    The member spec is checked here once for both frameworks (a non-empty list of mappings with
+    a ``name`` and optional ``params``); each member gets its own shipped defaults.
+    """
+    if not isinstance(members, list | tuple) or not members:
+        raise ConfigError("an ensemble needs a non-empty list 'members' of {name, params}")
+    built = []
+    for i, member in enumerate(members):
+        if not isinstance(member, dict) or "name" not in member:
+            raise ConfigError(f"ensemble member {i} must be a mapping with a 'name', got {member!r}")
+        unknown = set(member) - {"name", "params"}
+        if unknown:
+            raise ConfigError(f"ensemble member {i}: unknown keys {sorted(unknown)}")
+        params = member.get("params") or {}
+        if not isinstance(params, dict):
+            raise ConfigError(f"ensemble member {i}: 'params' must be a mapping, got {params!r}")
+        built.append(create_model(member["name"], framework, input_dim, num_classes, dict(params)))
+    return built

@@ -11,8 +11,7 @@ from typing import Any
 
 import keras
 
-from islr.errors import ConfigError
-from islr.models.registry import create_model, register_model
+from islr.models.registry import create_members, register_model
 from islr.models.tensorflow.layers import SequenceClassifier, materialize
 
 __all__ = [
@@ -24,23 +23,9 @@ __all__ = [
 ]
 
 
-def build_members(members: Sequence[dict[str, Any]], input_dim: int,
-                  num_classes: int) -> list[keras.Model]:
-    """Build each ``{"name", "params"}`` member for Keras through the registry."""
-    if not isinstance(members, (list, tuple)) or not members:
-        raise ConfigError("an ensemble needs a non-empty list 'members' of {name, params}")
-    built = []
-    for i, member in enumerate(members):
-        if not isinstance(member, dict) or "name" not in member:
-            raise ConfigError(f"ensemble member {i} must be a mapping with a 'name', got {member!r}")
-        unknown = set(member) - {"name", "params"}
-        if unknown:
-            raise ConfigError(f"ensemble member {i}: unknown keys {sorted(unknown)}")
-        params = member.get("params") or {}
-        if not isinstance(params, dict):
-            raise ConfigError(f"ensemble member {i}: 'params' must be a mapping, got {params!r}")
-        built.append(create_model(member["name"], "tensorflow", input_dim, num_classes, dict(params)))
-    return built
+def build_members(members: Sequence[dict[str, Any]], input_dim: int, num_classes: int) -> list[keras.Model]:
+    """Build each ``{"name", "params"}`` member for tensorflow through the registry (checked there)."""
+    return create_members(members, "tensorflow", input_dim, num_classes)
 
 
 class LogitAverageEnsemble(SequenceClassifier):

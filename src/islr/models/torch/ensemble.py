@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from islr.errors import ConfigError
-from islr.models.registry import create_model, register_model
+from islr.models.registry import create_members, register_model
 
 __all__ = [
     "HybridEnsembleModel",
@@ -24,26 +23,9 @@ __all__ = [
 ]
 
 
-def build_members(
-    members: Sequence[dict[str, Any]], input_dim: int, num_classes: int
-) -> list[nn.Module]:
-    """Build each ``{"name", "params"}`` member for torch through the registry."""
-    if not isinstance(members, (list, tuple)) or not members:
-        raise ConfigError("an ensemble needs a non-empty list 'members' of {name, params}")
-    built = []
-    for i, member in enumerate(members):
-        if not isinstance(member, dict) or "name" not in member:
-            raise ConfigError(
-                f"ensemble member {i} must be a mapping with a 'name', got {member!r}"
-            )
-        unknown = set(member) - {"name", "params"}
-        if unknown:
-            raise ConfigError(f"ensemble member {i}: unknown keys {sorted(unknown)}")
-        params = member.get("params") or {}
-        if not isinstance(params, dict):
-            raise ConfigError(f"ensemble member {i}: 'params' must be a mapping, got {params!r}")
-        built.append(create_model(member["name"], "torch", input_dim, num_classes, dict(params)))
-    return built
+def build_members(members: Sequence[dict[str, Any]], input_dim: int, num_classes: int) -> list[nn.Module]:
+    """Build each ``{"name", "params"}`` member for torch through the registry (checked there)."""
+    return create_members(members, "torch", input_dim, num_classes)
 
 
 class LogitAverageEnsemble(nn.Module):
