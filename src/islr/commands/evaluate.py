@@ -11,11 +11,16 @@ from __future__ import annotations
 import argparse
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """RUN_DIR, --data-dir, --split and --checkpoint: shared by the verbs that score a run."""
     parser.add_argument("run_dir", help="a run directory written by `islr train`")
-    parser.add_argument("--data-dir", help="evaluate on this Kaggle-layout dataset instead")
+    parser.add_argument("--data-dir", help="evaluate on this Kaggle-layout dataset instead of the run's")
     parser.add_argument("--split", default="test", choices=("test", "valid", "train", "all"))
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"))
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
     parser.add_argument("--out", help="folder for the outputs (default: the run directory)")
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 
+from islr.commands.evaluate import add_run_arguments
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run_dir", help="a run directory written by `islr train`")
-    parser.add_argument("--data-dir", help="evaluate on this Kaggle-layout dataset (default: the run's)")
-    parser.add_argument("--split", default="test", choices=("test", "valid", "train", "all"))
-    parser.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    add_run_arguments(parser)
     parser.add_argument("--out", help="HTML file to write (default RUN_DIR/report.html)")
     parser.add_argument("--examples", type=int, default=4, help="animated mistakes to show (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="threads for the latency measurement (default 1)")
