@@ -14,6 +14,7 @@ REAL_FULL_CSV = SHARED_DATA / "asl-signs-full-train.csv"
 REAL_VIDEOS = SHARED_DATA / "videos"
 
 # Tests must not fight over the 2 cores of the CI machine.
+FAIL_ON_SKIP = os.environ.get("ISLR_FAIL_ON_SKIP", "") not in ("", "0")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -66,3 +67,14 @@ def tiny_config(data_dir: Path, cache_dir: Path, framework: str = "torch", **ove
     }
     items.update(overrides)
     return load_config(None, [f"{k}={v}" if not isinstance(v, dict) else f"{k}={v!r}" for k, v in items.items()])
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """With ``ISLR_FAIL_ON_SKIP=1`` (set by ``.ci/run``) any skipped test fails the run."""
+    if not FAIL_ON_SKIP:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if skipped:
+        reporter.write_line(f"ISLR_FAIL_ON_SKIP: {len(skipped)} test(s) skipped; CI requires every test to run", red=True)
+        session.exitstatus = 1

@@ -28,3 +28,12 @@ class ModelError(IslrError):
 
 class DeviceError(IslrError):
     """A camera, video or compute device cannot be opened."""
+
+
+class WriteError(IslrError):
+    """An output file could not be written (disk full, permissions); the previous file is intact."""
+
+    def __init__(self, path: str | Path, reason: str):
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: could not write ({reason}); the previous file, if any, is unchanged")
