@@ -51,13 +51,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Pull dotted overrides (``--a.b VALUE`` / ``--a.b=VALUE``) out of ``argv``, wherever they are.
+
+    No real flag has a dot in its name, so a dotted ``--name`` is always an override; taking them
+    out before argparse runs keeps them from swallowing a positional (``islr preprocess
+    --preprocess.landmarks kaggle118 DATA`` must not read ``kaggle118`` as the data folder).
+    Returns ``(rest, overrides)`` with each override as one ``--a.b=VALUE`` token; ``--`` ends the scan.
+    """
+    rest: list[str] = []
+    overrides: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            rest.extend(argv[i:])
+            break
+        name = token.split("=", 1)[0]
+        if token.startswith("--") and "." in name and not _is_number(name[2:]):
+            if "=" in token:
+                overrides.append(token)
+                i += 1
+                continue
+            if i + 1 >= len(argv):
+                raise _OverrideSyntaxError(f"override {token} needs a value")
+            overrides.append(f"{token}={argv[i + 1]}")
+            i += 2
+            continue
+        rest.append(token)
+        i += 1
+    return rest, overrides
+
+
+class _OverrideSyntaxError(ValueError):
+    """A dotted override without its value (reported as argparse's usage error)."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``islr`` script."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "_accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.overrides = extra if getattr(args, "_accepts_overrides", False) else []
+    try:
+        rest, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
+    except _OverrideSyntaxError as exc:
+        parser.error(str(exc))
+    args = parser.parse_args(rest)
+    if overrides and not getattr(args, "_accepts_overrides", False):
+        parser.error(f"{args.command} takes no dotted overrides: {' '.join(overrides)}")
+    args.overrides = overrides
     try:
         return int(args._run(args) or 0)
     except IslrError as exc:
