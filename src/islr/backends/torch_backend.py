@@ -122,12 +122,25 @@ class TorchBackend:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self.optimizer = build_optimizer(self.model, cfg)
-        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+        self.set_class_weights(None)
         self.steps_per_epoch = max(steps_per_epoch, 1)
         self.amp = cfg.train.mixed_precision and self.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self._lr = learning_rate(cfg.train, 0.0)
+
+    def set_class_weights(self, weights: np.ndarray | None) -> None:
+        """Loss = batch mean of ``weights[y] *`` the label-smoothed cross-entropy (None: unweighted)."""
+        smoothing = self.cfg.train.label_smoothing
+        if weights is None:
+            self.loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.CrossEntropyLoss(label_smoothing=smoothing)
+            return
+        # Per-sample weighting (not CrossEntropyLoss(weight=...), which also reweights the
+        # smoothing term per class and divides by the batch's weight sum): the same loss as the
+        # TensorFlow backend's.
+        per_sample = nn.CrossEntropyLoss(label_smoothing=smoothing, reduction="none")
+        table = torch.as_tensor(np.asarray(weights, np.float32))
+        self.loss_fn = lambda logits, y: (per_sample(logits, y) * table.to(logits.device)[y]).mean()
 
     def _init_distributed(self) -> None:
         import torch.distributed as dist
@@ -223,7 +236,12 @@ class TorchBackend:
         for batch in batches:
             x = torch.from_numpy(batch["x"]).to(self.device)
             mask = torch.from_numpy(batch["mask"]).to(self.device)
-            out.append(self.model(x, mask).float().cpu().numpy())
+            # Evaluation runs in the precision the model trained in (mixed precision on CUDA; a
+            # model moved to the CPU for export evaluates in float32).
+            amp = self.amp and self.device.type == "cuda"
+            with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=amp):
+                logits = self.model(x, mask)
+            out.append(logits.float().cpu().numpy())
         if not out:
             return np.zeros((0, 0), np.float32)
         return np.concatenate(out)

@@ -78,6 +78,12 @@ def pack_by_mask(x: torch.Tensor, mask: torch.Tensor) -> PackedSequence:
 
     Frames before the last real one are kept even when masked (they are zeros), so the packed
     length is ``last_valid_index + 1``; an empty row keeps one frame.
+
+    ``pack_padded_sequence`` needs its lengths as a CPU int64 tensor (the packing layout is
+    computed on the host), so a mask on a GPU costs one small device-to-host copy (a sync) per
+    forward: B integers, once for all stacked layers. The model contract is ``(x, mask)`` only,
+    so the lengths cannot come pre-computed from the host batch; ``LSTMEncoder.use_packing =
+    False`` runs the padded sequence instead (same outputs, no sync, work on padded frames).
     """
     lengths = (last_valid_index(mask) + 1).cpu()
     return pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
@@ -147,6 +153,11 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
     """
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        # Statistics, running buffers and the normalisation are float32 whatever autocast hands
+        # in (bf16/fp16 sums over B*T frames lose precision, and the float32 running buffers
+        # cannot be lerped towards a bf16 value); the result goes back in the input's dtype.
+        dtype = x.dtype
+        x = x.float()
         if not (self.training or self.running_mean is None):
             return F.batch_norm(
                 x.transpose(1, 2),
@@ -157,7 +168,7 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
                 False,
                 0.0,
                 self.eps,
-            ).transpose(1, 2)
+            ).transpose(1, 2).to(dtype)
         if mask is None:
             weights = torch.ones(x.shape[:2], device=x.device, dtype=x.dtype)
         else:
@@ -174,12 +185,12 @@ class MaskedBatchNorm1d(nn.BatchNorm1d):
                 if momentum is None:  # cumulative moving average, as nn.BatchNorm1d
                     momentum = 1.0 / float(self.num_batches_tracked)
                 unbiased = var * n / (n - 1.0).clamp_min(1.0)
-                self.running_mean.lerp_(mean.detach(), momentum)
-                self.running_var.lerp_(unbiased.detach(), momentum)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
+                self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), momentum)
         out = (x - mean) * torch.rsqrt(var + self.eps)
         if self.affine:
-            out = out * self.weight + self.bias
-        return out
+            out = out * self.weight.float() + self.bias.float()
+        return out.to(dtype)
 
 
 class ProbabilityPredictor(nn.Module):
