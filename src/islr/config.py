@@ -287,7 +287,7 @@ def load_config(
     extra: dict[str, Any] | None = None,
 ) -> ExperimentConfig:
     """Defaults <- YAML file <- ``extra`` dict <- dotted overrides, validated into dataclasses."""
-    data: dict[str, Any] = read_yaml(path) if path else {}
+    data: dict[str, Any] = read_yaml(find_config(path)) if path else {}
     if extra:
         data = merge(data, extra)
     for text in overrides or []:
@@ -306,3 +306,38 @@ def configs_dir() -> Path:
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "configs"
+
+
+def shipped_configs() -> list[str]:
+    """Names of the shipped experiment and model configs (``experiments/kaggle-1st``, ``models/lstm``)."""
+    root = configs_dir()
+    return sorted(p.relative_to(root).with_suffix("").as_posix() for p in root.rglob("*.yaml")
+                  if p.parent.name != "search")
+
+
+def find_config(name: str | Path) -> Path:
+    """A config file given as a path, else by name among the configs shipped inside the package.
+
+    ``configs/experiments/kaggle-1st.yaml`` (an existing path) is read as given; ``kaggle-1st``,
+    ``experiments/kaggle-1st``, ``models/transformer`` or ``configs/models/lstm.yaml`` from any
+    folder resolve against the packaged ``configs/`` (experiments first, then models).
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    root = configs_dir()
+    rel = path.as_posix().removesuffix(".yaml")
+    if rel.startswith("configs/"):
+        rel = rel[len("configs/"):]
+    for candidate in (rel, f"experiments/{rel}", f"models/{rel}"):
+        if (root / f"{candidate}.yaml").is_file():
+            return root / f"{candidate}.yaml"
+    import difflib
+
+    names = shipped_configs()
+    stems = {n.rsplit("/", 1)[-1]: n for n in names}
+    close = difflib.get_close_matches(rel, names, 1)
+    close = close or [stems[m] for m in difflib.get_close_matches(rel, list(stems), 1)]
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ConfigError(f"{name}: config file not found, neither a file nor a shipped config "
+                      f"({hint}shipped: {', '.join(names)})")

@@ -17,7 +17,7 @@ from pathlib import Path
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", metavar="DATA_DIR", help="dataset in Kaggle layout")
-    parser.add_argument("--config", help="experiment YAML whose preprocess/data sections apply")
+    parser.add_argument("--config", help="experiment YAML (file or shipped name) whose preprocess/data sections apply")
     parser.add_argument("--cache-dir", help="where stores are kept (default: data.cache_dir)")
     parser.add_argument("--workers", type=int, help="processes (default: data.workers; 0 = all cores)")
     parser.add_argument("--export-npy", metavar="DIR", help="also write per-sequence feature .npy files")

@@ -19,7 +19,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="dataset in Kaggle layout")
     parser.add_argument("--framework", help="torch or tensorflow (default torch)")
     parser.add_argument("--model", help="registered model name (see `islr models`)")
-    parser.add_argument("--config", help="experiment YAML (e.g. configs/experiments/kaggle-1st.yaml)")
+    parser.add_argument("--config", help="experiment YAML file, or a shipped config by name (kaggle-1st, models/lstm: `islr config list`)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)

@@ -17,7 +17,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help="dataset in Kaggle layout")
     parser.add_argument("--framework", help="torch or tensorflow (default torch)")
     parser.add_argument("--model", help="registered model name (default: the config's)")
-    parser.add_argument("--config", help="base experiment YAML the searched parameters are applied to")
+    parser.add_argument("--config", help="base experiment YAML (file or shipped name) the searched parameters are applied to")
     parser.add_argument("--trials", type=int, default=20, help="total finished trials the study should hold (default 20)")
     parser.add_argument("--epochs", type=int, help="epochs per trial")
     parser.add_argument("--space", help="search space YAML (default configs/search/<model>.yaml)")
