@@ -1,8 +1,8 @@
-"""Live recognition: mirroring, the sliding window, parity with the file predictor, `islr live` on a real clip."""
+"""Live recognition: mirroring, the sliding window, parity with the file predictor, `islr live` on
+a real clip, and a camera taking exactly the path of a video file."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 
@@ -14,7 +14,7 @@ from islr.config import ExperimentConfig, PreprocessConfig
 from islr.data.kaggle import read_landmarks, read_train_csv
 from islr.data.landmarks import LEFT_HAND, RIGHT_HAND, ROWS_PER_FRAME
 from islr.errors import ConfigError
-from islr.inference.live import LiveRecognizer, mirror_landmarks
+from islr.inference.live import RIGHT_COLOUR, LiveRecognizer, mirror_landmarks, preview_image
 from islr.inference.predictor import BasePredictor
 
 
@@ -85,9 +85,22 @@ def test_threshold_decides_the_accepted_sign():
     assert a.sign == "kept" and b.sign is None
 
 
+def test_preview_is_mirrored_for_display_only():
+    frame = np.zeros((60, 100, 3), np.uint8)
+    frame[:, :10] = 255  # a white bar on the left of the image
+    landmarks = np.full((ROWS_PER_FRAME, 3), np.nan, np.float32)
+    landmarks[RIGHT_HAND] = [0.3, 0.5, 0.0]  # every right-hand point at x = 30 px
+    plain = preview_image(frame, landmarks, None, 0.0)
+    mirrored = preview_image(frame, landmarks, None, 0.0, mirror=True)
+    assert (frame[:, 10:] == 0).all()  # the frame itself is never drawn on
+    assert plain[30, 5].tolist() == [255, 255, 255] and mirrored[30, 95].tolist() == [255, 255, 255]
+    hand = list(RIGHT_COLOUR)  # BGR, as drawn
+    assert plain[30, 30].tolist() == hand and plain[30, 70].tolist() == [0, 0, 0]  # the hand at x = 30 px
+    assert mirrored[30, 70].tolist() == hand and mirrored[30, 30].tolist() == [0, 0, 0]  # at 100 - 30 px
+
+
 @pytest.fixture(scope="module")
 def run_dir(synth_dir, tmp_path_factory):
-    pytest.importorskip("torch")
     from tiny_run import tiny_torch_run
 
     return tiny_torch_run(synth_dir, tmp_path_factory)
@@ -100,8 +113,14 @@ def predictor(run_dir):
     return load_predictor(run_dir)
 
 
-def test_live_path_gives_the_file_predictor_logits(predictor, real_data_dir):
-    for sample in read_train_csv(real_data_dir)[:5]:
+@pytest.fixture(params=["synthetic", pytest.param("genuine", marks=pytest.mark.real)])
+def data_dir(request, synth_dir):
+    """The synthetic Kaggle-layout set, and (marked real) the genuine files."""
+    return synth_dir if request.param == "synthetic" else request.getfixturevalue("real_data_dir")
+
+
+def test_live_path_gives_the_file_predictor_logits(predictor, data_dir):
+    for sample in read_train_csv(data_dir)[:5]:
         raw = read_landmarks(sample.path)
         whole = LiveRecognizer(predictor, window=len(raw), min_hand_frames=1)
         last = [whole.push(f, i) for i, f in enumerate(raw)][-1]
@@ -113,14 +132,8 @@ def test_live_path_gives_the_file_predictor_logits(predictor, real_data_dir):
         assert last.top.signs == predictor.top_k(mirror_landmarks(raw[-16:]), k=3).signs
 
 
-def needs_mediapipe() -> None:
-    # Not importorskip: importing mediapipe directly drags in tensorflow (see islr.inference.holistic).
-    if importlib.util.find_spec("mediapipe") is None:
-        pytest.skip("mediapipe is not installed")
-
-
+@pytest.mark.real
 def test_live_cli_on_a_real_clip_writes_predictions_and_video(run_dir, predictor, real_videos_dir, tmp_path, capsys):
-    needs_mediapipe()
     import cv2
 
     from islr.inference.extract import video_landmarks
@@ -182,3 +195,117 @@ def test_live_cli_errors_are_one_line(run_dir, tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err.strip()
         assert err.startswith("error: ") and message in err and "Traceback" not in err
         assert len(err.splitlines()) == 1, err
+
+
+# ----------------------------------------------------------------------------- camera = video
+def camera_plays(monkeypatch, clip) -> list[int]:
+    """Make ``cv2.VideoCapture(index)`` open ``clip``: the ``--camera`` code path reads a known file."""
+    import cv2
+
+    real_capture = cv2.VideoCapture
+    opened: list[int] = []
+
+    def capture(source, *args):
+        if isinstance(source, int):
+            opened.append(source)
+            return real_capture(str(clip))
+        return real_capture(source, *args)
+
+    monkeypatch.setattr(cv2, "VideoCapture", capture)
+    return opened
+
+
+def record_pushes(monkeypatch) -> list[tuple[int, np.ndarray, np.ndarray | None]]:
+    """Keep (frame index, landmarks as Holistic gave them, logits or None) of every frame pushed."""
+    seen: list[tuple[int, np.ndarray, np.ndarray | None]] = []
+    push = LiveRecognizer.push
+
+    def recording(self, landmarks, frame=0, time_s=0.0):
+        result = push(self, landmarks, frame, time_s)
+        seen.append((frame, np.array(landmarks, copy=True), None if result is None else result.logits))
+        return result
+
+    monkeypatch.setattr(LiveRecognizer, "push", recording)
+    return seen
+
+
+def camera_and_video(clip, run_dir, tmp_path, monkeypatch, capsys) -> tuple[list, list, list, list]:
+    """`islr live --camera 0` (reading ``clip``) and `islr live --video clip`: pushes and JSON lines of each."""
+    opened = camera_plays(monkeypatch, clip)
+    pushes = record_pushes(monkeypatch)
+    common = ["--model", str(run_dir), "--no-window", "--window", "16", "--min-hand-frames", "4", "--threshold", "0"]
+    runs, lines = [], []
+    for name, source in (("camera", ["--camera", "0"]), ("video", ["--video", str(clip)])):
+        out = tmp_path / f"{name}.jsonl"
+        assert islr(["live", *source, *common, "--json", str(out)]) == 0
+        runs.append(list(pushes))
+        pushes.clear()
+        lines.append([json.loads(line) for line in out.read_text().splitlines()])
+    assert opened == [0]  # the camera run did go through open_camera
+    err = capsys.readouterr().err
+    assert "camera 0: " in err and f"{clip}: " in err and err.count("mirror off") == 2
+    return runs[0], runs[1], lines[0], lines[1]
+
+
+def assert_same_path(camera: list, video: list, camera_lines: list, video_lines: list) -> None:
+    assert [p[0] for p in camera] == [p[0] for p in video] == list(range(len(video)))
+    for (_, cam_landmarks, cam_logits), (_, vid_landmarks, vid_logits) in zip(camera, video, strict=True):
+        np.testing.assert_array_equal(cam_landmarks, vid_landmarks)  # the same, unmirrored frames
+        assert (cam_logits is None) == (vid_logits is None)
+        if cam_logits is not None:
+            np.testing.assert_array_equal(cam_logits, vid_logits)
+    drop_time = [[{k: v for k, v in r.items() if k != "time_s"} for r in lines] for lines in (camera_lines, video_lines)]
+    assert drop_time[0] == drop_time[1]  # the clocks differ (wall clock / frame index), nothing else
+
+
+class BlobExtractor:
+    """A stand-in for Holistic: a right hand of 21 points around the bright pixels' centroid."""
+
+    OFFSETS = np.random.default_rng(5).uniform(-0.05, 0.05, size=(21, 2)).astype(np.float32)
+
+    def __init__(self, task_model=None):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    def process(self, frame_bgr, timestamp_ms=None):
+        out = np.full((ROWS_PER_FRAME, 3), np.nan, np.float32)
+        ys, xs = np.nonzero(frame_bgr.mean(axis=2) > 128)
+        if len(xs):
+            h, w = frame_bgr.shape[:2]
+            out[RIGHT_HAND, :2] = np.array([xs.mean() / w, ys.mean() / h], np.float32) + self.OFFSETS
+            out[RIGHT_HAND, 2] = 0.0
+        return out
+
+
+def test_camera_frames_take_the_video_path(run_dir, tmp_path, monkeypatch, capsys):
+    """A written clip whose bright square moves left to right, with a stand-in for Holistic."""
+    import cv2
+
+    clip = tmp_path / "square.mp4"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 20.0, (96, 64))
+    for i in range(24):
+        frame = np.zeros((64, 96, 3), np.uint8)
+        if 2 <= i < 21:  # no "hand" in the first two and last three frames
+            frame[20:40, 4 + 4 * i : 16 + 4 * i] = 255
+        writer.write(frame)
+    writer.release()
+    monkeypatch.setattr("islr.inference.holistic.HolisticExtractor", BlobExtractor)
+    camera, video, camera_lines, video_lines = camera_and_video(clip, run_dir, tmp_path, monkeypatch, capsys)
+    assert len(video) == 24 and [r["frame"] for r in video_lines] == list(range(5, 24))  # from the 4th hand frame on
+    assert_same_path(camera, video, camera_lines, video_lines)
+    x = [p[1][RIGHT_HAND[0], 0] - BlobExtractor.OFFSETS[0, 0] for p in camera[2:21]]
+    assert np.all(np.diff(x) > 0)  # the square moves right in the camera path too: never mirrored
+
+
+@pytest.mark.real
+def test_camera_and_video_give_identical_logits_on_a_real_clip(run_dir, real_videos_dir, tmp_path, monkeypatch, capsys):
+    """hello_S18.mp4 through MediaPipe Holistic, once as `--camera 0` and once as `--video`."""
+    camera, video, camera_lines, video_lines = camera_and_video(
+        real_videos_dir / "hello_S18.mp4", run_dir, tmp_path, monkeypatch, capsys)
+    assert len(video) == 30 and len(video_lines) >= 20  # a hand in nearly every frame of this clip
+    assert_same_path(camera, video, camera_lines, video_lines)

@@ -3,8 +3,13 @@
 MediaPipe Holistic on every frame, a sliding window over the last ``--window`` frames, and a
 prediction once ``--min-hand-frames`` of them show a hand; the top sign is accepted at
 ``--threshold``. A window shows the skeleton, the top-3 signs and the fps (q or Esc quits);
-``--no-window --out annotated.mp4 --json predictions.jsonl`` runs headless. ``--mirror`` flips
-mirrored (selfie) frames back before prediction; it is on for cameras, off for videos by default.
+``--no-window --out annotated.mp4 --json predictions.jsonl`` runs headless.
+
+A camera goes through exactly the path of a video file: OpenCV delivers camera frames as the
+sensor sees them (not mirrored), like the frames of a recording. Only the preview window of a
+camera is shown mirrored (``--no-mirror-preview`` turns that off); the landmarks, the predictions,
+``--out`` and ``--json`` never are. ``--mirror`` (off by default, for either source) is for input
+that really is mirrored, e.g. a clip recorded from a selfie preview: it flips the landmarks back.
 """
 
 from __future__ import annotations
@@ -21,8 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=32, help="frames in the sliding window (default 32)")
     parser.add_argument("--min-hand-frames", type=int, default=8, help="hand frames needed for a prediction (default 8)")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability to accept the top sign (default 0.5)")
-    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
-                        help="frames are mirrored (selfie view): flip them back (default: on for --camera, off for --video)")
+    parser.add_argument("--mirror", action="store_true",
+                        help="the input itself is mirrored (e.g. recorded from a selfie preview): flip the "
+                             "landmarks back before prediction; off by default for cameras and videos alike")
+    parser.add_argument("--mirror-preview", action=argparse.BooleanOptionalAction, default=None,
+                        help="show the window mirrored, like a mirror (display only; default: on for --camera)")
     parser.add_argument("--no-window", action="store_true", help="do not open a window")
     parser.add_argument("--out", help="write the annotated video here (.mp4)")
     parser.add_argument("--json", help="write one JSON line per prediction here")
@@ -41,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--no-window needs --out and/or --json (otherwise nothing is shown or written)")
     if not args.no_window and not can_show_window():
         raise DeviceError(NO_DISPLAY)
-    mirror = args.mirror if args.mirror is not None else args.video is None
+    mirror = bool(args.mirror)
     predictor = load_predictor(args.model)
     recognizer = LiveRecognizer(predictor, args.window, args.min_hand_frames, args.threshold, mirror)
     source = open_video(args.video) if args.video else open_camera(args.camera or 0)
@@ -49,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{source.name}: {source.width}x{source.height} at {source.fps:.1f} fps, mirror {'on' if mirror else 'off'}, "
               f"{predictor.num_classes} signs", file=sys.stderr)
         summary = run_live(source, recognizer, extractor, show=not args.no_window, out=args.out,
-                           json_path=args.json, max_frames=args.max_frames, log=sys.stdout)
+                           json_path=args.json, max_frames=args.max_frames, log=sys.stdout,
+                           mirror_preview=args.mirror_preview)
     common = ", ".join(f"{s} x{n}" for s, n in summary.accepted.most_common(3)) or "none"
     last = summary.last.top if summary.last else None
     print(f"{summary.frames} frames ({summary.hand_frames} with hands) at {summary.fps:.1f} fps; "

@@ -7,13 +7,17 @@ the preprocessing is the one the model was trained with. A prediction is *accept
 top probability reaches ``threshold``.
 
 Mirroring: the Kaggle recordings are not mirrored (a right-handed signer's dominant hand is
-``right_hand``, seen on the left of the image). A mirrored source (a selfie/front camera preview)
-shows the opposite, so with ``mirror`` every frame is flipped back before prediction: ``x -> 1 - x``
-and every left/right landmark pair swapped (:data:`islr.data.landmarks.FULL_MIRROR`, hands
-included), which is what Holistic would report on the un-mirrored image.
+``right_hand``, seen on the left of the image), and neither are the frames OpenCV delivers from a
+camera: they are what the sensor sees, exactly like the frames of a video file. So a camera and a
+video take the very same path, unmirrored. Only input that really is mirrored (a clip recorded
+from a selfie preview) needs ``mirror``, opt-in for any source: every frame is flipped back before
+prediction, ``x -> 1 - x`` with every left/right landmark pair swapped
+(:data:`islr.data.landmarks.FULL_MIRROR`, hands included).
 
 :func:`run_live` drives a camera or video through it, drawing the skeleton, the top-3 signs and
-the fps, showing a window and/or writing an annotated video and JSON lines.
+the fps, showing a window and/or writing an annotated video and JSON lines. The window of a camera
+is shown mirrored, as people expect of a preview (``mirror_preview``); that flip is for display
+only and never reaches the landmarks, the predictions or the written video.
 """
 
 from __future__ import annotations
@@ -175,6 +179,22 @@ def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float, c
     cv2.putText(image, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
 
 
+def preview_image(frame: np.ndarray, landmarks: np.ndarray, result: LiveResult | None, fps: float,
+                  status: str = "", mirror: bool = False) -> np.ndarray:
+    """A copy of ``frame`` with the overlay, flipped left-right when ``mirror`` (display only).
+
+    The skeleton is drawn at ``x -> 1 - x`` on the flipped image (rows are not swapped: each hand
+    keeps its colour) and the text is drawn after the flip, so it stays readable.
+    """
+    import cv2
+
+    if not mirror:
+        return draw_overlay(frame.copy(), landmarks, result, fps, status)
+    flipped = np.array(landmarks, dtype=np.float32, copy=True)
+    flipped[:, 0] = 1.0 - flipped[:, 0]
+    return draw_overlay(cv2.flip(frame, 1), flipped, result, fps, status)
+
+
 def draw_overlay(image: np.ndarray, landmarks: np.ndarray, result: LiveResult | None, fps: float,
                  status: str = "") -> np.ndarray:
     """Draw the skeleton of ``landmarks`` (image coordinates), the top signs and the fps, in place."""
@@ -245,14 +265,19 @@ def run_live(
     json_path: str | Path | None = None,
     max_frames: int | None = None,
     log: TextIO | None = None,
+    mirror_preview: bool | None = None,
 ) -> LiveSummary:
     """Run a source through Holistic and the recognizer until it ends, ``q``/Esc, or ``max_frames``.
 
-    ``out``: annotated mp4 (one frame per input frame, at the source's fps); ``json_path``: one JSON
-    line per prediction (:meth:`LiveResult.as_dict`); ``log``: a stream for accepted-sign changes.
+    Camera and video frames take the same path. ``out``: annotated mp4 (one frame per input
+    frame, at the source's fps, never mirrored); ``json_path``: one JSON line per prediction
+    (:meth:`LiveResult.as_dict`); ``log``: a stream for accepted-sign changes;
+    ``mirror_preview``: show the window flipped left-right (display only; None: for cameras).
     """
     import cv2
 
+    if mirror_preview is None:
+        mirror_preview = source.is_camera
     if show and not can_show_window():
         raise DeviceError(NO_DISPLAY)
     writer = open_writer(out, source.fps, source.width, source.height) if out else None
@@ -284,13 +309,11 @@ def run_live(
             status = "" if result is not None else f"waiting for hands {recognizer.hand_frames}/{recognizer.min_hand_frames}"
             elapsed = time.perf_counter() - tick
             fps = 1.0 / elapsed if fps == 0.0 else 0.9 * fps + 0.1 / max(elapsed, 1e-6)
-            if writer is not None or show:
-                draw_overlay(frame, landmarks, result, fps, status)
             if writer is not None:
-                writer.write(frame)
+                writer.write(draw_overlay(frame.copy(), landmarks, result, fps, status))
             if show:
                 try:
-                    cv2.imshow(WINDOW_NAME, frame)
+                    cv2.imshow(WINDOW_NAME, preview_image(frame, landmarks, result, fps, status, mirror_preview))
                     key = cv2.waitKey(1) & 0xFF
                 except cv2.error as exc:
                     raise DeviceError(f"cannot show a window ({str(exc).strip().splitlines()[-1]}); use --no-window") from None
