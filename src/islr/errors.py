@@ -26,6 +26,18 @@ class ModelError(IslrError):
     """A model name, checkpoint or exported file cannot be used."""
 
 
+class TrainingError(IslrError):
+    """Training cannot go on: the loss became NaN or infinite. Checkpoints already written are unchanged."""
+
+    def __init__(self, loss: float, epoch: int, batch: int):
+        self.loss, self.epoch, self.batch = loss, epoch, batch
+        super().__init__(
+            f"the training loss became {loss} in epoch {epoch + 1} at batch {batch} (counting from 0; the first "
+            "non-finite batch); the checkpoints written before are unchanged. Lower train.lr, set "
+            "train.grad_clip, or check that batch's data"
+        )
+
+
 class DeviceError(IslrError):
     """A camera, video or compute device cannot be opened."""
 
