@@ -102,6 +102,9 @@ class DataConfig:
     """Processes for the cache build (0 = all cores)."""
     signs: tuple[str, ...] = ()
     """Keep only these signs, re-indexed in this order (e.g. ``hello,thankyou`` for a 2-class task)."""
+    sampling: str = "uniform"
+    """Training epoch order: ``uniform`` (each sample once), ``balanced`` (with replacement, every class
+    equally likely) or ``sqrt`` (with replacement, probability ∝ 1/sqrt(class count))."""
 
 
 @dataclass
@@ -130,6 +133,8 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     grad_clip: float = 0.0
     label_smoothing: float = 0.0
+    class_weights: str = "none"
+    """``none`` or ``balanced``: weight each sample's loss by n / (k * count of its class) in training."""
     mixed_precision: bool = False
     awp_start_epoch: int = -1
     """Adversarial weight perturbation from this epoch on (-1 disables)."""

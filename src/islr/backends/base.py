@@ -38,6 +38,9 @@ class Backend(Protocol):
     def evaluate_loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
         """The training loss (with label smoothing) of given logits, for validation logs."""
 
+    def set_class_weights(self, weights: np.ndarray | None) -> None:
+        """Weight each sample's training loss by ``weights[label]`` (None: unweighted)."""
+
     def get_lr(self) -> float: ...
 
     def set_dropout(self, rate: float) -> None:

@@ -181,7 +181,15 @@ class TensorFlowBackend:
         ls = float(self.cfg.train.label_smoothing)
         if ls:
             nll = (1 - ls) * nll + ls * -tf.reduce_mean(log_p, axis=-1)
+        weights = getattr(self, "_class_weights", None)
+        if weights is not None:  # train.class_weights: each sample's loss times its class weight
+            nll = nll * tf.gather(tf.constant(weights, tf.float32), y)
         return nll
+
+    def set_class_weights(self, weights: np.ndarray | None) -> None:
+        """Loss = batch mean of ``weights[y] *`` the label-smoothed cross-entropy (None: unweighted)."""
+        self._class_weights = None if weights is None else np.asarray(weights, np.float32)
+        self._functions = {}  # the compiled steps captured the previous weights: retrace
 
     def _forward_loss(self, x: tf.Tensor, mask: tf.Tensor, y: tf.Tensor, n: tf.Tensor) -> tuple[Any, Any, Any]:
         """Logits, this replica's share of the batch-mean loss, and the gradients of its scaled loss."""

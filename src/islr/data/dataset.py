@@ -17,6 +17,7 @@ import numpy as np
 
 from islr.config import PreprocessConfig
 from islr.data.augment import Augmenter
+from islr.data.balance import sample_probabilities
 from islr.data.preprocess import feature_dim, featurize
 
 _AUG_STREAM = 0xA5  # separates augmentation draws from the shuffling stream
@@ -129,12 +130,15 @@ class BatchLoader:
     """Iterate a :class:`LandmarkDataset` in numpy batch dicts.
 
     ``len(loader)`` is the number of batches. With ``shuffle`` the order is a permutation drawn
-    from ``(seed, epoch)``; augmentation of batch ``b`` draws from ``(seed, epoch, b)``; call
-    :meth:`set_epoch` before each epoch. ``loader.batch(b)`` builds batch ``b`` directly.
+    from ``(seed, epoch)``; with ``sampling`` ``balanced`` or ``sqrt`` (shuffled loaders only) it
+    is instead ``len(dataset)`` positions drawn with replacement from ``(seed, epoch)``, weighted
+    per class (:mod:`islr.data.balance`). Augmentation of batch ``b`` draws from
+    ``(seed, epoch, b)``; call :meth:`set_epoch` before each epoch. ``loader.batch(b)`` builds
+    batch ``b`` directly.
     """
 
     def __init__(self, dataset: LandmarkDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False):
+                 drop_last: bool = False, sampling: str = "uniform"):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.dataset = dataset
@@ -142,6 +146,8 @@ class BatchLoader:
         self.shuffle = shuffle
         self.seed = int(seed)
         self.drop_last = drop_last
+        self.sampling = sampling
+        self._probabilities = sample_probabilities(dataset.labels, sampling) if shuffle else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -157,7 +163,10 @@ class BatchLoader:
         n = len(self.dataset)
         if not self.shuffle:
             return np.arange(n, dtype=np.int64)
-        return np.random.default_rng([self.seed, self.epoch]).permutation(n)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        if self._probabilities is not None:
+            return rng.choice(n, size=n, replace=True, p=self._probabilities).astype(np.int64)
+        return rng.permutation(n)
 
     def batch(self, b: int, order: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Batch ``b`` of the current epoch."""

@@ -26,7 +26,7 @@ def make_loaders(cfg: ExperimentConfig, datasets: Any) -> tuple[Any, Any, Any]:
     from islr.data.dataset import BatchLoader
 
     t = cfg.train
-    train = BatchLoader(datasets.train, t.batch_size, shuffle=True, seed=t.seed)
+    train = BatchLoader(datasets.train, t.batch_size, shuffle=True, seed=t.seed, sampling=cfg.data.sampling)
     valid = BatchLoader(datasets.valid, t.batch_size, shuffle=False, seed=t.seed)
     test = BatchLoader(datasets.test, t.batch_size, shuffle=False, seed=t.seed)
     return train, valid, test
@@ -41,11 +41,14 @@ def train(
 ) -> TrainResult:
     """Train ``cfg`` into ``run_dir`` (``resume`` continues from its last checkpoint)."""
     from islr.backends import get_backend
+    from islr.data.balance import check_class_weights, check_sampling, class_weights
     from islr.data.datamodule import build_datasets
     from islr.training.trainer import Trainer
 
     if not cfg.data.data_dir and datasets is None:
         raise ConfigError("no data: pass --data-dir DIR (a folder in Kaggle layout) or set data.data_dir")
+    check_sampling(cfg.data.sampling)
+    check_class_weights(cfg.train.class_weights)
     run_dir = Path(run_dir)
     if resume and not (run_dir / "checkpoints").is_dir():
         raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/ folder)")
@@ -58,6 +61,9 @@ def train(
     train_loader, valid_loader, test_loader = make_loaders(cfg, datasets)
     backend = get_backend(cfg.train.framework)
     backend.setup(cfg, datasets.feature_dim, len(datasets.sign_map), len(train_loader))
+    weights = class_weights(datasets.train.labels, len(datasets.sign_map), cfg.train.class_weights)
+    if weights is not None:
+        backend.set_class_weights(weights)
     trainer = Trainer(
         cfg, backend, train_loader, valid_loader, run_dir, datasets.sign_map,
         augmenter=datasets.train.augmenter, callbacks=callbacks, is_main_process=getattr(backend, "rank", 0) == 0,
