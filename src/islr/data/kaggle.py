@@ -9,8 +9,11 @@ landmark_index, x, y, z``; every frame has 543 rows in the order of
 from __future__ import annotations
 
 import json
+import os
+import re
+import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import pyarrow as pa
@@ -59,23 +62,122 @@ def read_sign_map(data_dir: str | Path) -> dict[str, int]:
     return {str(k): int(v) for k, v in mapping.items()}
 
 
-def read_train_csv(data_dir: str | Path, csv_name: str = TRAIN_CSV) -> list[Sample]:
-    """Read train.csv into :class:`Sample` rows (paths made absolute; nothing is checked on disk)."""
+ESCAPES = "path escapes the data folder"
+_INT64_LIMIT = 2**63
+
+
+def contained_relative_path(raw: str) -> str:
+    """The lexically normalised form of a train.csv ``path``; ValueError(reason) if it may leave the folder.
+
+    Refused: an absolute or drive/UNC path (under POSIX *or* Windows rules), a NUL character, and
+    any path whose ``..`` parts climb above the folder (``/`` and ``\\`` both count as separators
+    here, so a file written on either system is judged the same). The check is lexical on
+    purpose: the rows of train.csv come from outside and are not trusted, but the folder's own
+    layout is the user's. A symlink the user made inside the folder (``train_landmark_files`` on
+    another disk, a participant folder linked elsewhere) keeps working wherever it points, because
+    a CSV row cannot create a symlink. The caller opens the *normalised* path, which holds no
+    ``..``, so ``link/../x`` cannot reach the parent of the link's target either. Datasets
+    unpacked from untrusted archives should be extracted with a filter that refuses links
+    pointing outside (``tarfile`` ``filter="data"``).
+    """
+    if "\x00" in raw:
+        raise ValueError("path holds a NUL character")
+    for flavour in (PurePosixPath, PureWindowsPath):
+        pure = flavour(raw)
+        if pure.is_absolute() or pure.anchor:
+            raise ValueError(f"{ESCAPES} (absolute path)")
+    depth = 0
+    for part in re.split(r"[\\/]", raw):
+        if part in ("", "."):
+            continue
+        depth += -1 if part == ".." else 1
+        if depth < 0:
+            raise ValueError(f"{ESCAPES} ('..' climbs above it)")
+    return os.path.normpath(raw)
+
+
+@dataclass(frozen=True)
+class RejectedRow:
+    """A train.csv row that no reader may use; ids stay as written (they may not be numbers)."""
+
+    line: int
+    """Line of train.csv (the header is line 1)."""
+    path: str
+    participant_id: str
+    sequence_id: str
+    sign: str
+    reason: str
+
+    def where(self) -> str:
+        """``line N (sequence_id S)``, with the sequence id printable whatever it holds."""
+        return f"line {self.line} (sequence_id {printable(self.sequence_id)})"
+
+    def describe(self) -> str:
+        """One line naming the row, its path and why it was refused."""
+        return f"{self.where()}, path {printable(self.path)}: {self.reason}"
+
+
+@dataclass
+class TrainTable:
+    """train.csv split into usable :class:`Sample` rows and :class:`RejectedRow` rows."""
+
+    csv_path: Path
+    samples: list[Sample]
+    lines: list[int]
+    """train.csv line of each sample."""
+    data_rows: list[int]
+    """1-based position of each sample among the non-blank data rows."""
+    rejected: list[RejectedRow]
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped, so a hostile value cannot drive a terminal."""
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape", errors="backslashreplace").decode("ascii")
+
+
+def _parse_id(value: str) -> int | None:
+    """An integer id written as ``12`` or ``12.0``; None if it is not one (or does not fit int64)."""
+    try:
+        number = int(value)
+    except ValueError:
+        try:
+            as_float = float(value)
+        except ValueError:
+            return None
+        if not as_float.is_integer():
+            return None
+        number = int(as_float)
+    return number if -_INT64_LIMIT <= number < _INT64_LIMIT else None
+
+
+def read_train_table(data_dir: str | Path, csv_name: str = TRAIN_CSV) -> TrainTable:
+    """Read train.csv, judging each row on its own; nothing is opened but the CSV.
+
+    Table-level problems raise :class:`DataError` naming the CSV: unreadable, missing columns,
+    no rows, empty cells (a broken export), or no usable row at all. A row whose id is not an
+    integer or whose path escapes the data folder (:func:`contained_relative_path`) becomes a
+    :class:`RejectedRow` naming its line and sequence id; the other rows are kept.
+    """
     import pandas as pd
 
     data_dir = Path(data_dir)
     path = data_dir / csv_name
     try:
-        frame = pd.read_csv(path, dtype={"path": str, "sign": str})
+        # Every column as text: ids are judged per row (and kept exact), blank lines keep their
+        # place so each row knows its line.
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False)
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except pd.errors.EmptyDataError:
         raise DataError(path, "empty file (not even a header)") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot parse CSV ({exc})") from None
+        raise DataError(path, f"cannot parse CSV ({_short(exc)})") from None
     missing = [c for c in TRAIN_COLUMNS if c not in frame.columns]
     if missing:
         raise DataError(path, f"missing columns {missing}; expected {list(TRAIN_COLUMNS)}")
+    frame = frame[~frame[list(frame.columns)].isna().all(axis=1)]  # blank lines
     if frame.empty:
         raise DataError(path, "header only, no rows")
     for name in TRAIN_COLUMNS:
@@ -83,20 +185,55 @@ def read_train_csv(data_dir: str | Path, csv_name: str = TRAIN_CSV) -> list[Samp
         if blank.any():
             raise DataError(path, f"column {name!r} is empty in {int(blank.sum())} rows "
                                   f"(first at data row {int(blank.to_numpy().argmax()) + 1})")
-    for name in ("participant_id", "sequence_id"):
-        if not pd.api.types.is_integer_dtype(frame[name]):
-            number = pd.to_numeric(frame[name], errors="coerce")
-            bad = (number.isna() | (number % 1 != 0)).to_numpy()
-            if bad.any():
-                row = int(bad.argmax())
-                raise DataError(path, f"column {name!r} must hold integers; data row {row + 1} "
-                                      f"has {frame[name].iloc[row]!r}")
-    return [
-        Sample(data_dir / str(p), int(pid), int(sid), str(sign))
-        for p, pid, sid, sign in zip(
-            frame["path"], frame["participant_id"], frame["sequence_id"], frame["sign"], strict=True
-        )
-    ]
+    table = TrainTable(path, [], [], [], [])
+    columns = [frame[c].tolist() for c in TRAIN_COLUMNS]
+    lines = (frame.index.to_numpy() + 2).tolist()  # the header is line 1
+    for row, (line, raw_path, pid, sid, sign) in enumerate(zip(lines, *columns, strict=True), start=1):
+        reasons = []
+        ids = []
+        for name, value in (("participant_id", pid), ("sequence_id", sid)):
+            number = _parse_id(value)
+            if number is None:
+                reasons.append(f"column {name!r} must hold integers; data row {row} has {printable(value)!r}")
+            ids.append(number)
+        try:
+            relative = contained_relative_path(raw_path)
+        except ValueError as exc:
+            reasons.append(str(exc))
+        if reasons:
+            table.rejected.append(RejectedRow(line, raw_path, pid, sid, sign, "; ".join(reasons)))
+            continue
+        table.samples.append(Sample(data_dir / relative, ids[0], ids[1], sign))
+        table.lines.append(line)
+        table.data_rows.append(row)
+    if not table.samples:
+        first = table.rejected[0]
+        raise DataError(path, f"no usable rows ({len(table.rejected)} refused); first: {first.where()}: {first.reason}")
+    return table
+
+
+class SkippedRowsWarning(UserWarning):
+    """Rows of train.csv were refused and left out (see :func:`read_train_csv`)."""
+
+
+MAX_NAMED = 5
+
+
+def read_train_csv(data_dir: str | Path, csv_name: str = TRAIN_CSV) -> list[Sample]:
+    """The usable rows of train.csv as :class:`Sample` (paths made absolute; no file is opened).
+
+    Rows that :func:`read_train_table` refuses (a non-integer id, a path that escapes the data
+    folder) are left out and named in one :class:`SkippedRowsWarning`, so every batch job (clean,
+    preprocess, plot, training, evaluation) skips them, reports them and loses nothing else.
+    """
+    table = read_train_table(data_dir, csv_name)
+    if table.rejected:
+        named = "; ".join(r.describe() for r in table.rejected[:MAX_NAMED])
+        more = len(table.rejected) - MAX_NAMED
+        warnings.warn(f"{table.csv_path}: skipped {len(table.rejected)} unusable rows: {named}"
+                      + (f"; and {more} more (islr validate lists them all)" if more > 0 else ""),
+                      SkippedRowsWarning, stacklevel=2)
+    return table.samples
 
 
 _PART_NAMES = tuple(name for name, _ in PART_ORDER)
@@ -161,9 +298,11 @@ def read_landmarks(path: str | Path, check: bool = True) -> np.ndarray:
     elif n % ROWS_PER_FRAME:
         raise DataError(path, f"{n} rows is not a multiple of {ROWS_PER_FRAME} rows a frame")
     data = np.empty((n, 3), dtype=np.float32)
-    for i, name in enumerate(COORDS):
-        # Nulls (how some files store "not detected") become NaN here.
-        data[:, i] = table.column(name).to_numpy()
+    # Nulls (how some files store "not detected") become NaN here; a double beyond float32's range
+    # becomes inf, which validation reports and preprocessing treats as missing.
+    with np.errstate(over="ignore"):
+        for i, name in enumerate(COORDS):
+            data[:, i] = table.column(name).to_numpy()
     return data.reshape(n // ROWS_PER_FRAME, ROWS_PER_FRAME, 3)
 
 

@@ -172,18 +172,20 @@ def prepare(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     Steps: select :func:`prepared_rows` and ``cfg.coords``; interpolate interior NaN runs up to
     ``max_gap`` frames; drop empty frames (``hands``: every hand point NaN, ``selected``: every
     selected point NaN; if that would drop every frame, all frames are kept); in variable mode
-    keep the first ``max_len`` frames. Still-missing values stay NaN.
+    keep the first ``max_len`` frames. Still-missing values stay NaN. Non-finite values (inf,
+    -inf: never written by MediaPipe, only by broken files) count as missing from the first step.
     """
     lay = _layout(cfg)
     raw = _check_raw(raw)
     x = np.ascontiguousarray(raw[:, lay.rows[:, None], lay.coords[None, :]], dtype=np.float32)  # a fresh copy
+    x[np.isinf(x)] = np.nan  # a broken file's inf/-inf is missing, like an undetected point
     _fill_gaps(x.reshape(len(x), -1), cfg.max_gap)
     if cfg.drop_empty_frames != "none" and len(x):
         if cfg.drop_empty_frames == "hands":
             if lay.hand_pos.size:
                 present = ~np.isnan(x[:, lay.hand_pos]).all(axis=(1, 2))
             else:  # a subset without hands: judge by the raw hand rows
-                present = ~np.isnan(raw[:, HANDS]).all(axis=(1, 2))
+                present = np.isfinite(raw[:, HANDS]).any(axis=(1, 2))
         else:
             present = ~np.isnan(x).all(axis=(1, 2))
         if present.any() and not present.all():

@@ -4,6 +4,11 @@
 :class:`ValidationReport` (one per train.csv row, plus one per unusable table such as the sign
 map), so a batch job can skip the bad rows and keep the good ones. Files are inspected in a
 process pool; :func:`inspect_file` and :func:`map_files` are shared with :mod:`islr.data.cleaning`.
+
+Nothing from outside is trusted: a train.csv row with a non-integer id or a path that escapes the
+data folder is reported by line and sequence id and its file is never opened (the other rows are
+still checked); a file with inf, -inf or absurd coordinates (``|v| >`` :data:`COORD_LIMIT`) is
+reported with how many such values it holds. NaN is legal: it means "not detected".
 """
 
 from __future__ import annotations
@@ -20,18 +25,27 @@ from islr.data.kaggle import (
     LANDMARK_DIR,
     SIGN_MAP_JSON,
     TRAIN_CSV,
+    RejectedRow,
     Sample,
+    printable,
     read_landmarks,
     read_sign_map,
-    read_train_csv,
+    read_train_table,
 )
 from islr.data.landmarks import HANDS
 from islr.errors import DataError
+from islr.fileio import atomic_path
 
 VALID, INVALID = "valid", "invalid"
 NO_HAND_ANYWHERE = "no hand detected in any frame"
 ALL_NAN = "every landmark is NaN"
 REPORT_COLUMNS = ("path", "participant_id", "sequence_id", "sign", "status", "reason", "frames")
+COORD_LIMIT = 1e3
+"""Largest believable ``|x|``, ``|y|`` or ``|z|`` of a raw landmark; larger values are reported.
+MediaPipe x/y are image coordinates (about 0..1, somewhat outside for points beyond the frame) and
+z is relative to the hips or wrist: the 522 genuine asl-signs files stay within 5.0 (x -0.6..1.5,
+y 0..3.1, z -5.0..3.6), so 1000 leaves a 200-fold margin and still catches pixel units, overflowed
+or garbage values. Only reported: preprocessing keeps finite values and treats inf as missing."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -49,6 +63,24 @@ class FileInfo:
     all_nan: bool = False
     error: str | None = None
     """Why the file cannot be read (the :class:`DataError` reason), or None."""
+    infinite: int = 0
+    """Coordinate values that are inf or -inf."""
+    absurd: int = 0
+    """Finite coordinate values with ``|v| >`` :data:`COORD_LIMIT`."""
+
+    @property
+    def value_problem(self) -> str | None:
+        """How many impossible coordinate values the file holds, or None.
+
+        Validation reports these; they do not make the file unusable for training
+        (:attr:`problem`), because preprocessing treats them as missing.
+        """
+        parts = []
+        if self.infinite:
+            parts.append(f"{self.infinite} non-finite (inf/-inf)")
+        if self.absurd:
+            parts.append(f"{self.absurd} absurd (|value| > {COORD_LIMIT:g})")
+        return " and ".join(parts) + " coordinate values" if parts else None
 
     @property
     def problem(self) -> str | None:
@@ -77,11 +109,15 @@ def inspect_file(path: str | Path) -> FileInfo:
         return FileInfo(error=exc.reason)
     # Kaggle hands are all-or-nothing per frame, so "any x present" means "hand detected".
     no_hand = np.isnan(data[:, HANDS, 0]).all(axis=1)
+    bad = np.abs(data) > COORD_LIMIT  # inf too; NaN compares False
+    infinite = int(np.isinf(data).sum()) if bad.any() else 0
     return FileInfo(
         frames=len(data),
         no_hand_frames=int(no_hand.sum()),
         max_no_hand_run=longest_run(no_hand),
         all_nan=bool(np.isnan(data).all()),
+        infinite=infinite,
+        absurd=int(bad.sum()) - infinite,
     )
 
 
@@ -182,10 +218,11 @@ class ValidationReport:
         return frame
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write the report as CSV (parent folders are created)."""
+        """Write the report as CSV (parent folders are created; atomic, see :mod:`islr.fileio`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.to_frame().to_csv(path, index=False)
+        with atomic_path(path) as tmp:
+            self.to_frame().to_csv(tmp, index=False)
         return path
 
 
@@ -198,6 +235,18 @@ def _relative(path: Path, data_dir: Path) -> str:
         return str(Path(path).relative_to(data_dir))
     except ValueError:
         return str(path)
+
+
+def _rejected_row(row: RejectedRow) -> ValidationRow:
+    """A refused train.csv row: named by line and sequence id; its file is never opened."""
+    def number(value: str) -> int | None:
+        try:
+            return int(value)
+        except ValueError:
+            return None
+
+    return ValidationRow(printable(row.path), number(row.participant_id), number(row.sequence_id),
+                         printable(row.sign), INVALID, f"{row.where()}: {row.reason}")
 
 
 def _samples_on_disk(data_dir: Path) -> list[Sample]:
@@ -216,9 +265,11 @@ def validate_dataset(data_dir: str | Path, workers: int = 0, progress: bool = Tr
     """Check train.csv, the sign map and every listed parquet file of a Kaggle-layout folder.
 
     train.csv: readable, expected columns, not empty, no duplicated ``sequence_id``, every sign in
-    the sign map. Each listed file: present and readable with every layout check, at least one
-    frame, not all NaN, a hand in at least one frame. When train.csv itself is unusable the
-    parquet files found on disk are still checked. ``workers``: processes (0 = all cores).
+    the sign map, integer ids and a path inside the data folder on every row (a row that fails
+    these is reported and its file never opened). Each listed file: present and readable with
+    every layout check, at least one frame, not all NaN, a hand in at least one frame, no inf or
+    absurd coordinate. When train.csv itself is unusable the parquet files found on disk are still
+    checked. Rows are reported in train.csv order. ``workers``: processes (0 = all cores).
     """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -229,11 +280,14 @@ def validate_dataset(data_dir: str | Path, workers: int = 0, progress: bool = Tr
     except DataError as exc:
         report.rows.append(_table_problem(data_dir / SIGN_MAP_JSON, data_dir, exc))
         sign_map = None
+    rejected: list[RejectedRow] = []
     try:
-        samples = read_train_csv(data_dir)
+        table = read_train_table(data_dir)
+        samples, data_rows, lines, rejected = table.samples, table.data_rows, table.lines, table.rejected
     except DataError as exc:
         report.rows.append(_table_problem(data_dir / TRAIN_CSV, data_dir, exc))
         samples = _samples_on_disk(data_dir)
+        data_rows = lines = list(range(1, len(samples) + 1))
 
     # Table-level reasons per row, decided before any file is opened.
     reasons: list[list[str]] = [[] for _ in samples]
@@ -242,26 +296,26 @@ def validate_dataset(data_dir: str | Path, workers: int = 0, progress: bool = Tr
         if sample.sequence_id is not None:
             if sample.sequence_id in first_row:
                 reasons[i].append(
-                    f"duplicated sequence_id {sample.sequence_id} (first on data row {first_row[sample.sequence_id] + 1})"
+                    f"duplicated sequence_id {sample.sequence_id} (first on data row {first_row[sample.sequence_id]})"
                 )
             else:
-                first_row[sample.sequence_id] = i
+                first_row[sample.sequence_id] = data_rows[i]
         if sign_map is not None and sample.sign and sample.sign not in sign_map:
             reasons[i].append(f"unknown sign {sample.sign!r} (not in {SIGN_MAP_JSON})")
 
     infos = map_files(inspect_file, [s.path for s in samples], workers, progress, desc="validate")
-    for sample, why, info in zip(samples, reasons, infos, strict=True):
-        if info.problem:
-            why.append(info.problem)
-        report.rows.append(
-            ValidationRow(
-                path=_relative(sample.path, data_dir),
-                participant_id=sample.participant_id,
-                sequence_id=sample.sequence_id,
-                sign=sample.sign,
-                status=INVALID if why else VALID,
-                reason="; ".join(why),
-                frames=info.frames if info.error is None else None,
-            )
+    ordered: list[tuple[int, ValidationRow]] = [(r.line, _rejected_row(r)) for r in rejected]
+    for sample, line, why, info in zip(samples, lines, reasons, infos, strict=True):
+        why += [p for p in (info.problem, info.value_problem) if p]
+        row = ValidationRow(
+            path=_relative(sample.path, data_dir),
+            participant_id=sample.participant_id,
+            sequence_id=sample.sequence_id,
+            sign=sample.sign,
+            status=INVALID if why else VALID,
+            reason="; ".join(why),
+            frames=info.frames if info.error is None else None,
         )
+        ordered.append((line, row))
+    report.rows += [row for _, row in sorted(ordered, key=lambda item: item[0])]
     return report
