@@ -17,6 +17,9 @@ class DataError(IslrError):
         self.reason = reason
         super().__init__(f"{self.path}: {reason}" if self.path else reason)
 
+    def __reduce__(self):  # rebuilt from (path, reason) when sent back from a worker process
+        return type(self), (self.path, self.reason)
+
 
 class ConfigError(IslrError):
     """A configuration value or file is invalid."""
@@ -49,3 +52,6 @@ class WriteError(IslrError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: could not write ({reason}); the previous file, if any, is unchanged")
+
+    def __reduce__(self):  # rebuilt from (path, reason) when sent back from a worker process
+        return type(self), (self.path, self.reason)
