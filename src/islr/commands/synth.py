@@ -3,6 +3,11 @@
 Each sign gets its own hand path, handshape and hand use; each participant their own place,
 size, speed and handedness, so models can be tested on unseen signers without the real data.
 Deterministic in ``--seed``.
+
+``islr synth OUT_DIR --like train.csv [--fraction F]`` writes a replica instead: one synthetic
+recording for each row of a real train.csv (same participants, sequence ids, signs and counts per
+participant and sign; a stratified sample with ``--fraction``), lengths drawn from frame counts
+measured on genuine files (see :mod:`islr.data.replica`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sign-names-from", metavar="DIR",
                         help="take sign names, in index order, from DIR's sign map (default sign000, ...)")
     parser.add_argument("--workers", type=int, default=0, help="processes writing files (0 = all cores)")
+    parser.add_argument("--like", metavar="CSV",
+                        help="replicate this train.csv: its participants, sequence ids, signs and counts "
+                             "(--signs, --participants, --per-sign and the frame limits are then unused)")
+    parser.add_argument("--fraction", type=float, default=1.0,
+                        help="with --like: keep this stratified fraction of each participant/sign cell "
+                             "(default 1)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         names = [name for name, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
         if len(names) < args.signs:
             raise ConfigError(f"{args.sign_names_from} has {len(names)} signs, fewer than --signs {args.signs}")
+    if args.like:
+        return _replica(args, names)
+    if args.fraction != 1.0:
+        raise ConfigError("--fraction needs --like")
     try:
         info = generate(args.out_dir, args.signs, args.participants, args.per_sign, args.seed,
                         args.min_frames, args.max_frames, sign_names=names, workers=args.workers)
@@ -42,4 +57,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {info.files} files: {len(info.signs)} signs x {len(info.participants)} participants "
           f"x {args.per_sign} to {info.out_dir}")
     print(f"participants: {info.participants} (left-handed: {info.left_handed or 'none'})")
+    return 0
+
+
+def _replica(args: argparse.Namespace, names: list[str] | None) -> int:
+    import sys
+
+    from islr.data.replica import generate_replica
+
+    info = generate_replica(args.out_dir, args.like, args.fraction, args.seed, args.workers,
+                            progress=sys.stderr.isatty(), sign_names=names)
+    print(f"wrote {info.files} files like {args.like}: {len(info.signs)} signs x "
+          f"{len(info.participants)} participants, {info.lengths[0]} to {info.lengths[1]} frames, to {info.out_dir}")
     return 0

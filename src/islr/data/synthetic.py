@@ -301,14 +301,18 @@ class _World:
     max_frames: int
 
 
-def _write_jobs(world: _World, jobs: list[tuple[int, int, int, int]]) -> list[tuple[str, int, int, str]]:
-    """Generate and write recordings ``(k, person, sign, sequence_id)``; returns train.csv rows."""
+def _write_jobs(world: _World, jobs: list[tuple[int, ...]]) -> list[tuple[str, int, int, str]]:
+    """Generate and write recordings ``(k, person, sign, sequence_id[, frames])``; returns
+    train.csv rows. Without ``frames`` the length follows the sign and the signer's speed."""
     rows = []
-    for k, p, c, sid in jobs:
+    for job in jobs:
+        k, p, c, sid = job[:4]
         who, spec = world.people[p], world.specs[c]
         sample_rng = np.random.default_rng([world.seed, 4, k])
         frames = int(round(spec.frames * who.speed * sample_rng.uniform(0.85, 1.15)))
         frames = int(np.clip(frames, world.min_frames, world.max_frames))
+        if len(job) > 4:
+            frames = int(job[4])  # a replica's length, drawn from the measured distribution
         landmarks = _sequence(spec, who, world.face, world.pose, frames, sample_rng)
         rel = f"{LANDMARK_DIR}/{who.participant_id}/{sid}.parquet"
         write_landmarks(world.out_dir / rel, landmarks, first_frame=int(sample_rng.integers(0, 200)))

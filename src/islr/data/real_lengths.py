@@ -1,0 +1,82 @@
+"""Frames per file measured on genuine asl-signs recordings (generated; do not edit).
+
+Source: the 337 byte-for-byte original competition files among the 522 in
+/work/shared/data/asl-signs (rows of asl-signs-provenance.csv with kind original_parquet: every
+hello and thankyou of 10 participants plus one green), measured 2026-11-30 with
+``islr.data.replica.measure_lengths`` (rows in the parquet footer / 543) and written by
+``write_length_module``. The 185 rebuilt files are left out: their source lacked the longest
+recordings (they run 3 to 42 frames), which would bias the lengths short. Two signs only: the
+lengths of other signs may differ.
+"""
+
+FILES = 337
+QUANTILES = {0: 2.0, 5: 6.0, 25: 6.0, 50: 11.0, 75: 21.0, 95: 64.2, 100: 205.0}
+LENGTH_HISTOGRAM = {
+    2: 2,
+    5: 2,
+    6: 106,
+    7: 15,
+    8: 20,
+    9: 12,
+    10: 10,
+    11: 6,
+    12: 8,
+    13: 11,
+    14: 9,
+    15: 6,
+    16: 10,
+    17: 8,
+    18: 4,
+    19: 10,
+    20: 11,
+    21: 8,
+    22: 2,
+    23: 3,
+    24: 6,
+    25: 4,
+    26: 3,
+    27: 2,
+    28: 1,
+    29: 1,
+    30: 1,
+    31: 2,
+    32: 1,
+    33: 3,
+    34: 2,
+    35: 2,
+    36: 1,
+    38: 1,
+    39: 2,
+    40: 2,
+    41: 2,
+    42: 1,
+    44: 4,
+    46: 4,
+    47: 1,
+    48: 1,
+    50: 1,
+    51: 1,
+    53: 1,
+    54: 1,
+    56: 1,
+    57: 2,
+    60: 2,
+    64: 1,
+    65: 1,
+    68: 1,
+    70: 1,
+    80: 1,
+    83: 1,
+    84: 1,
+    97: 1,
+    105: 1,
+    108: 1,
+    110: 1,
+    115: 1,
+    116: 1,
+    125: 1,
+    134: 1,
+    145: 1,
+    188: 1,
+    205: 1,
+}
