@@ -35,3 +35,18 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys):
 def test_bad_override_is_a_config_error(tmp_path, capsys):
     code = main(["train", "--data-dir", str(tmp_path), "--train.no_such_key", "1"])
     assert code == 2 and "unknown key" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", [None, *sorted(COMMANDS)])
+def test_help_is_plain_text_without_rst_markup(verb, capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"] if verb is None else [verb, "--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and ":class:" not in out and ":func:" not in out and "`" not in out
+
+
+def test_rst_plain():
+    from islr.rst import plain
+
+    assert plain("run ``islr train`` see :class:`islr.errors.DataError` or :func:`~a.b` `islr models` "
+                 "`docs <https://x.y>`_ e.g.::") == "run islr train see DataError or b islr models docs e.g.:"

@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from islr.errors import IslrError
+from islr.rst import plain
 
 #: verb -> module under islr.commands (add a line here for a new verb)
 COMMANDS: dict[str, str] = {
@@ -28,27 +29,45 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "extract": "extract",
     "live": "live",
+    "serve": "serve",
     "demo": "demo",
     "cv": "cv",
     "tune": "tune",
     "report": "report",
     "compare": "compare",
+    "import": "import_cmd",
+    "config": "config_cmd",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (one sub-parser per verb)."""
-    parser = argparse.ArgumentParser(prog="islr", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="islr", description=plain(__doc__.splitlines()[0]))
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for verb, module_name in COMMANDS.items():
         module = importlib.import_module(f"islr.commands.{module_name}")
-        doc = (module.__doc__ or "").strip().splitlines()
-        child = sub.add_parser(verb, help=doc[0] if doc else None, description=module.__doc__)
+        doc = plain(module.__doc__ or "").strip()
+        child = sub.add_parser(verb, help=doc.splitlines()[0] if doc else None, description=doc,
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
         child.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         module.configure(child)
+        _plain_help(child)
         child.set_defaults(_run=module.run)
     return parser
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """Strip RST markup from every help text of ``parser`` and its sub-parsers (``x`` -> x)."""
+    parser.description = plain(parser.description) if parser.description else parser.description
+    for action in parser._actions:
+        if isinstance(action.help, str):
+            action.help = plain(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = plain(choice.help) if isinstance(choice.help, str) else choice.help
+            for child in action.choices.values():
+                _plain_help(child)
 
 
 def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:

@@ -18,26 +18,57 @@ import yaml
 
 from islr.errors import ConfigError
 
+#: Named landmark subsets of :mod:`islr.data.landmarks` (a test keeps the two lists equal).
+LANDMARK_SUBSETS = ("seed96", "kaggle118", "hands", "all")
+
+
+def choices(*allowed: str) -> dict[str, tuple[str, ...]]:
+    """Field metadata naming the values an enum-like setting accepts (checked by :func:`from_dict`).
+
+    ``"cuda:N"`` stands for ``cuda:`` followed by a device number.
+    """
+    return {"choices": allowed}
+
+
+def allowed_values(cls: type, name: str) -> tuple[str, ...]:
+    """The accepted values of field ``name`` of dataclass ``cls`` (empty: any value)."""
+    return tuple(next(f for f in dataclasses.fields(cls) if f.name == name).metadata.get("choices", ()))
+
+
+def check_choice(value: Any, allowed: tuple[str, ...], where: str) -> None:
+    """Raise :class:`ConfigError` naming the allowed values (and the closest) if ``value`` is not one."""
+    for item in value if isinstance(value, tuple) else (value,):
+        text = str(item)
+        if text in allowed or any(a.endswith(":N") and text.startswith(a[:-1]) and text[len(a) - 1:].isdigit()
+                                  for a in allowed):
+            continue
+        import difflib
+
+        close = difflib.get_close_matches(text, allowed, 1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{where}: {text!r} is not one of {', '.join(allowed)}{hint}")
+
 
 @dataclass
 class PreprocessConfig:
     """How raw ``(frames, 543, 3)`` landmarks become model features (one definition everywhere)."""
 
-    landmarks: str = "seed96"
+    landmarks: str = field(default="seed96", metadata=choices(*LANDMARK_SUBSETS))
     """Named subset of :mod:`islr.data.landmarks` (``seed96``, ``kaggle118``, ``hands``, ``all``)."""
-    coords: tuple[str, ...] = ("x", "y")
+    coords: tuple[str, ...] = field(default=("x", "y"), metadata=choices("x", "y", "z"))
     """Coordinates kept, a subset of x, y, z in that order."""
     max_gap: int = 3
     """Linear interpolation fills NaN runs up to this many frames (0 disables)."""
-    drop_empty_frames: str = "hands"
+    drop_empty_frames: str = field(default="hands", metadata=choices("hands", "selected", "none"))
     """Drop frames where ``hands`` (both hands) or ``selected`` (every selected point) are NaN; ``none`` keeps all."""
-    length_mode: str = "fixed"
+    length_mode: str = field(default="fixed", metadata=choices("fixed", "variable"))
     """``fixed``: resize to ``fixed_len`` (pad/repeat/pool, the seed); ``variable``: truncate to ``max_len`` and mask."""
     fixed_len: int = 32
     """Frames after resizing in ``fixed`` mode (the seed's INPUT_SIZE)."""
     max_len: int = 384
     """Longest sequence kept in ``variable`` mode (longer ones are truncated, never resized)."""
-    normalization: str = "center_std"
+    normalization: str = field(
+        default="center_std", metadata=choices("none", "seed_normalize", "seed_standardize", "center_std"))
     """``none``, ``seed_normalize`` (per-sequence min-max), ``seed_standardize`` (per-sequence z-score),
     or ``center_std`` (1st place: centre on the nan-mean of ``ref_landmark``, divide by the nan-std)."""
     ref_landmark: int = 17
@@ -58,25 +89,46 @@ class AugmentConfig:
     """Probabilities (0 disables) and ranges of the training augmentations."""
 
     frame_dropout: float = 0.0
+    """Probability of the seed's frame dropout on a sample."""
     frame_dropout_rate: float = 0.05
+    """Frame dropout removes each frame with this probability (one frame always stays)."""
     mirror: float = 0.0
+    """Probability of a horizontal flip (x -> 1 - x, left and right landmarks swapped)."""
     rotate: float = 0.0
+    """Probability of a rotation about the image centre."""
     rotate_degrees: float = 10.0
+    """Rotations are drawn uniformly from +-this many degrees."""
     scale: float = 0.0
+    """Probability of a uniform scaling about the image centre."""
     scale_range: tuple[float, float] = (0.9, 1.1)
+    """Scale factors are drawn uniformly from this (low, high) range."""
     shift: float = 0.0
+    """Probability of a translation."""
     shift_max: float = 0.01
+    """Translations are drawn uniformly from +-this (image units) in x and in y."""
     time_resample: float = 0.0
+    """Probability of a speed change (the 1st place's time resampling)."""
     time_resample_range: tuple[float, float] = (0.5, 1.5)
+    """Speed factors: a sequence of L frames becomes round(L * rate) frames
+    by linear interpolation."""
     affine: float = 0.0
+    """Probability of the 1st place's random affine (scale, shear, rotation, shift)."""
     affine_scale: tuple[float, float] = (0.8, 1.2)
+    """Per-axis scale factors of the random affine, drawn from this (low, high) range."""
     affine_shear: float = 0.15
+    """Shear of the random affine, drawn from +-this in each direction."""
     affine_shift: float = 0.1
+    """Translation of the random affine, drawn from +-this (image units) in x and in y."""
     affine_degrees: float = 30.0
+    """Rotation of the random affine, drawn from +-this many degrees."""
     temporal_mask: float = 0.0
+    """Probability of a temporal mask (a run of frames set to missing)."""
     temporal_mask_fraction: float = 0.4
+    """A temporal mask covers up to this fraction of the frames."""
     spatial_cutout: float = 0.0
+    """Probability of a spatial cutout (points inside a random square set to missing)."""
     spatial_cutout_fraction: float = 0.1
+    """Side of the cutout square, in image units."""
 
 
 @dataclass
@@ -87,13 +139,19 @@ class DataConfig:
     """Folder in Kaggle layout (train.csv, sign map, train_landmark_files/)."""
     cache_dir: str = "cache"
     """Preprocessed stores are kept here, keyed by settings and input files."""
-    split: str = "participant"
+    split: str = field(default="participant", metadata=choices("participant", "random_stratified"))
     """``participant`` (signer-independent, default) or ``random_stratified`` (signer-dependent, the seed's)."""
     valid_size: float = 0.1
+    """Share of the samples held out for validation (whole participants in the ``participant``
+    split)."""
     test_size: float = 0.1
+    """Share of the samples held out for the test set (whole participants in the ``participant``
+    split)."""
     fold: int = -1
     """With ``folds`` > 1: which participant-grouped fold is the validation set."""
     folds: int = 0
+    """Participant-grouped k-fold cross-validation with this many folds
+    (0 or 1: one plain split)."""
     split_seed: int = 0
     """Seed of the split, apart from ``train.seed`` so the seeds of an ensemble share their folds."""
     exclusions: str = ""
@@ -112,55 +170,90 @@ class ModelConfig:
     """A registered model name and its constructor parameters."""
 
     name: str = "transformer"
+    """Registered model name (see ``islr models``)."""
     params: dict[str, Any] = field(default_factory=dict)
+    """Constructor parameters of the model (defaults from ``configs/models/<name>.yaml``)."""
 
 
 @dataclass
 class TrainConfig:
     """Optimisation and the trainer's behaviour."""
 
-    framework: str = "torch"
+    framework: str = field(default="torch", metadata=choices("torch", "tensorflow", "pytorch", "tf", "keras"))
+    """``torch`` or ``tensorflow`` (aliases ``pytorch``, ``tf``, ``keras``)."""
     epochs: int = 30
+    """Training epochs (the cosine schedule reaches its floor at the last one)."""
     batch_size: int = 64
+    """Samples per training batch."""
     lr: float = 1e-3
-    optimizer: str = "adamw"
+    """Peak learning rate."""
+    optimizer: str = field(default="adamw", metadata=choices("adam", "adamw", "sgd", "radam_lookahead"))
     """``adam``, ``adamw``, ``sgd`` or ``radam_lookahead``."""
     weight_decay: float = 0.01
-    schedule: str = "cosine"
+    """Weight decay of the optimizer (not applied to biases and norm layers)."""
+    schedule: str = field(default="cosine", metadata=choices("constant", "exponential", "cosine"))
     """``constant``, ``exponential`` (the seed's; ``gamma`` per epoch) or ``cosine`` (with ``warmup_epochs``)."""
     gamma: float = 0.95
+    """Per-epoch decay factor of the ``exponential`` schedule."""
     warmup_epochs: float = 0.0
+    """Linear warm-up length of the ``cosine`` schedule, in (fractional) epochs."""
     min_lr_ratio: float = 0.01
+    """The ``cosine`` schedule ends at ``lr * min_lr_ratio``."""
     grad_clip: float = 0.0
+    """Clip the gradient norm to this value (0 disables)."""
     label_smoothing: float = 0.0
-    class_weights: str = "none"
+    """Label smoothing of the cross-entropy loss (0 disables)."""
+    class_weights: str = field(default="none", metadata=choices("none", "balanced"))
     """``none`` or ``balanced``: weight each sample's loss by n / (k * count of its class) in training."""
     mixed_precision: bool = False
+    """Train in float16/bfloat16 where a GPU supports it (ignored on the CPU)."""
     awp_start_epoch: int = -1
     """Adversarial weight perturbation from this epoch on (-1 disables)."""
     awp_lambda: float = 0.2
+    """Size of the adversarial weight perturbation, relative to each weight's norm."""
     seed: int = 0
-    device: str = "auto"
+    """Seed of weights, batch order and augmentations (the split has ``data.split_seed``)."""
+    device: str = field(default="auto", metadata=choices("auto", "cpu", "cuda", "cuda:N", "mps"))
     """``auto`` (cuda, then mps, then cpu), or one of them."""
     limit_batches: int = 0
     """Stop each epoch after this many batches (0 = all), for quick runs."""
     early_stopping: bool = True
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
     monitor: str = "val_accuracy"
-    mode: str = "max"
+    """Validation metric for early stopping and the best checkpoint: ``val_accuracy``, ``val_loss``,
+    ``val_top5`` or ``val_macro_f1``."""
+    mode: str = field(default="max", metadata=choices("max", "min"))
+    """``max`` if a larger ``monitor`` is better, ``min`` if smaller is."""
     patience: int = 10
+    """Epochs without improvement before early stopping."""
     min_delta: float = 0.001
+    """Smallest change of ``monitor`` that counts as an improvement for early stopping."""
     dynamic_dropout: bool = False
+    """The seed's dropout schedule: start at ``dropout_init``, multiply by ``dropout_rate`` every
+    ``dropout_interval`` epochs up to ``dropout_max``."""
     dropout_init: float = 0.01
+    """Starting dropout of the dynamic dropout schedule."""
     dropout_rate: float = 1.1
+    """Factor applied to the dropout every ``dropout_interval`` epochs."""
     dropout_interval: int = 2
+    """Epochs between dropout increases."""
     dropout_max: float = 0.2
+    """Upper bound of the dynamic dropout."""
     dynamic_augmentation: bool = False
+    """The seed's schedule: multiply every enabled augmentation probability by ``aug_rate`` every
+    ``aug_interval`` epochs, capped at ``aug_max``."""
     aug_rate: float = 1.5
+    """Factor applied to the augmentation probabilities every ``aug_interval`` epochs."""
     aug_interval: int = 5
+    """Epochs between augmentation increases."""
     aug_max: float = 0.35
+    """Cap of the growing augmentation probabilities."""
     tensorboard: bool = True
+    """Write TensorBoard event files into the run directory."""
     progress: bool = True
+    """Show progress bars (only when stderr is a terminal; logs get one line per epoch)."""
     num_workers: int = 0
+    """Not read by either backend yet: batches are built in the training process."""
 
 
 @dataclass
@@ -240,6 +333,9 @@ def from_dict(cls: type, data: dict[str, Any], where: str = "") -> Any:
     if unknown:
         raise ConfigError(f"unknown key(s) {sorted(unknown)} in {where or cls.__name__}; known: {sorted(names)}")
     kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    for f in dataclasses.fields(cls):
+        if f.name in kwargs and f.metadata.get("choices"):
+            check_choice(kwargs[f.name], f.metadata["choices"], f"{where}.{f.name}" if where else f.name)
     return cls(**kwargs)
 
 

@@ -26,14 +26,15 @@ from functools import lru_cache
 
 import numpy as np
 
-from islr.config import PreprocessConfig
+from islr.config import PreprocessConfig, allowed_values
 from islr.data.landmarks import HANDS, ROWS_PER_FRAME, get_subset
 from islr.errors import ConfigError, DataError
 
-COORD_NAMES = ("x", "y", "z")
-NORMALIZATIONS = ("none", "seed_normalize", "seed_standardize", "center_std")
-DROP_MODES = ("hands", "selected", "none")
-LENGTH_MODES = ("fixed", "variable")
+# The allowed values live next to the config fields (checked when a config loads).
+COORD_NAMES = allowed_values(PreprocessConfig, "coords")
+NORMALIZATIONS = allowed_values(PreprocessConfig, "normalization")
+DROP_MODES = allowed_values(PreprocessConfig, "drop_empty_frames")
+LENGTH_MODES = allowed_values(PreprocessConfig, "length_mode")
 _EPS = 1e-6
 
 

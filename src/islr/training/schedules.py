@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import math
 
-from islr.config import TrainConfig
+from islr.config import TrainConfig, allowed_values
 from islr.errors import ConfigError
 
-SCHEDULES = ("constant", "exponential", "cosine")
+SCHEDULES = allowed_values(TrainConfig, "schedule")
 
 
 def learning_rate(cfg: TrainConfig, progress: float) -> float:
