@@ -160,7 +160,7 @@ class DataConfig:
     """Processes for the cache build (0 = all cores)."""
     signs: tuple[str, ...] = ()
     """Keep only these signs, re-indexed in this order (e.g. ``hello,thankyou`` for a 2-class task)."""
-    sampling: str = "uniform"
+    sampling: str = field(default="uniform", metadata=choices("uniform", "balanced", "sqrt"))
     """Training epoch order: ``uniform`` (each sample once), ``balanced`` (with replacement, every class
     equally likely) or ``sqrt`` (with replacement, probability ∝ 1/sqrt(class count))."""
 
