@@ -1,64 +1,66 @@
-"""A minimal TensorBoard event-file writer (TFRecord framing + crc32c) that imports no framework.
+"""TensorBoard event files through tensorboardX, without loading a deep-learning framework.
 
-``tensorboard.summary.writer`` pulls TensorFlow in when it is installed (seconds of start-up and
-a broken import boundary), so the few bytes of framing are written here; the protobuf messages
-come from ``tensorboard.compat.proto``, which imports nothing heavy.
+tensorboardX writes the event format TensorBoard reads (and is tested against it upstream), but
+its package ``__init__`` tries ``import torch`` to accept torch tensors. The trainer's callbacks
+must not load a framework the run does not use (a TensorFlow run would otherwise carry PyTorch
+along: about 1.3 s and hundreds of MB), so :func:`import_tensorboardx` hides torch while
+tensorboardX is first imported, unless torch is loaded already. We only hand it Python floats
+and PNG bytes, never tensors.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
-import time
+import io
+import sys
+import threading
 from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+_IMPORT_LOCK = threading.Lock()
 
 
-def _crc32c_table() -> list[int]:
-    table = []
-    for i in range(256):
-        crc = i
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
-        table.append(crc)
-    return table
+def import_tensorboardx() -> ModuleType:
+    """``import tensorboardX`` without importing torch as a side effect."""
+    with _IMPORT_LOCK:
+        if "tensorboardX" in sys.modules or "torch" in sys.modules:
+            import tensorboardX
 
-
-_TABLE = _crc32c_table()
-
-
-def crc32c(data: bytes) -> int:
-    """CRC-32C (Castagnoli) of ``data``."""
-    crc = 0xFFFFFFFF
-    for byte in data:
-        crc = _TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
-    return crc ^ 0xFFFFFFFF
-
-
-def masked_crc32c(data: bytes) -> int:
-    """The masked CRC that TFRecord framing uses."""
-    crc = crc32c(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+            return tensorboardX
+        sys.modules["torch"] = None  # type: ignore[assignment]  # makes its `import torch` fail fast
+        try:
+            import tensorboardX
+        finally:
+            del sys.modules["torch"]
+        return tensorboardX
 
 
 class EventFileWriter:
-    """Append serialized ``Event`` protos to ``events.out.tfevents.<time>.<host>`` in ``log_dir``."""
+    """Scalars and PNG images into ``events.out.tfevents.*`` files in ``log_dir``.
+
+    Every ``add_*`` call is flushed, so TensorBoard shows each epoch as soon as it ends.
+    """
 
     def __init__(self, log_dir: str | Path):
-        from tensorboard.compat.proto.event_pb2 import Event
-
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.log_dir / f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.islr"
-        self._handle = open(self.path, "ab")  # noqa: SIM115  (kept open across epochs; closed in close())
-        self.add_event(Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self._writer: Any = import_tensorboardx().SummaryWriter(str(self.log_dir), flush_secs=10)
 
-    def add_event(self, event: object) -> None:
-        data = event.SerializeToString()  # type: ignore[attr-defined]
-        header = struct.pack("<Q", len(data))
-        self._handle.write(header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data)))
+    def add_scalars(self, step: int, values: dict[str, float]) -> None:
+        """One scalar per tag at ``step`` (stored as float32, as TensorBoard does)."""
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, float(value), global_step=int(step))
+        self._writer.flush()
 
-    def flush(self) -> None:
-        self._handle.flush()
+    def add_png(self, step: int, tag: str, png: bytes) -> None:
+        """An image given as PNG bytes (decoded to RGB; tensorboardX encodes it again)."""
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(io.BytesIO(png)) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        self._writer.add_image(tag, rgb, global_step=int(step), dataformats="HWC")
+        self._writer.flush()
 
     def close(self) -> None:
-        self._handle.close()
+        self._writer.close()
