@@ -219,8 +219,10 @@ def _run_chunks(tasks: list[tuple[int, list[str], PreprocessConfig, str]], total
                 workers: int, progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=done, unit="file", desc="preprocess", disable=not progress,
-               dynamic_ncols=True)
+    from islr.progress import bars_enabled
+
+    bar = tqdm(total=total, initial=done, unit="file", desc="preprocess",
+               disable=not bars_enabled(progress), dynamic_ncols=True)
     try:
         files = sum(len(task[1]) for task in tasks)
         # Starting workers costs about half a second; below a few hundred files one process wins.

@@ -202,7 +202,9 @@ class Trainer:
         return self.history.rows
 
     def _progress(self, epoch: int) -> Any:
-        if not (self.is_main and self.cfg.train.progress):
+        from islr.progress import bars_enabled
+
+        if not (self.is_main and bars_enabled(self.cfg.train.progress)):
             return None
         from tqdm.auto import tqdm
 
