@@ -186,11 +186,12 @@ def _run_with_progress(world: _World, jobs: list[tuple[int, ...]], workers: int,
     from tqdm.auto import tqdm
 
     from islr.data.cache import _mp_context, default_workers
+    from islr.progress import bars_enabled
 
     workers = workers or default_workers()
     chunk = max(1, min(32, len(jobs) // (4 * workers)))  # small enough to keep every worker busy
     parts = [jobs[i : i + chunk] for i in range(0, len(jobs), chunk)]
-    bar = tqdm(total=len(jobs), unit="file", desc="replica", disable=not progress)
+    bar = tqdm(total=len(jobs), unit="file", desc="replica", disable=not bars_enabled(progress))
     done: list[list[tuple[str, int, int, str]]] = []
     try:
         if workers <= 1 or len(parts) < 2:

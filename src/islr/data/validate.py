@@ -140,7 +140,9 @@ def map_files(
     items = list(items)
     workers = min(resolve_workers(workers), max(1, len(items)))
     bar = None
-    if progress:
+    from islr.progress import bars_enabled
+
+    if bars_enabled(progress):
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), desc=desc, unit="file", leave=False)
