@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 try:  # one thread: deterministic reductions, and CI's 2 cores are shared (fails once TF is running)
     tf.config.threading.set_intra_op_parallelism_threads(1)

@@ -16,7 +16,6 @@ def test_every_verb_has_help(verb, capsys):
 
 
 def test_models_lists_registry_with_parameter_counts(capsys):
-    pytest.importorskip("torch")
     assert main(["models", "--framework", "torch"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     names = {line.split()[0] for line in lines}

@@ -7,8 +7,6 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-
 from conftest import tiny_config  # noqa: E402
 from islr.cv import cross_validate  # noqa: E402
 

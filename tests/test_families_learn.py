@@ -33,7 +33,6 @@ CHANCE = 1 / 6
 def test_family_beats_chance_on_unseen_signers(name, framework, synth_dir, tmp_path):
     from islr.training.pipeline import train
 
-    pytest.importorskip("torch" if framework == "torch" else "tensorflow")
     cfg = tiny_config(synth_dir, tmp_path / "cache", framework, **{"model.name": name, "model.params": FAMILIES[name],
                                                         "train.epochs": 12, "train.early_stopping": False})
     if name == "conv1d_transformer":  # its own inputs: the 1st place's landmarks, lags, variable length

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 try:  # one thread: tests must not fight over the CI machine's cores
     tf.config.threading.set_intra_op_parallelism_threads(1)
@@ -197,7 +197,8 @@ def test_traces_with_dynamic_batch_and_frames(name):
 
 def test_exports_to_tflite_with_dynamic_batch_and_frames(tmp_path):
     """SavedModel export -> TFLite keeps the logits (no op outside the TFLite builtins)."""
-    interpreter = pytest.importorskip("ai_edge_litert.interpreter")
+    from ai_edge_litert import interpreter
+
     model = small_model("conv1d_transformer")
     signature = [[tf.TensorSpec([None, None, FEATURES], tf.float32, name="x"),
                   tf.TensorSpec([None, None], tf.bool, name="mask")]]

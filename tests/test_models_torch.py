@@ -7,9 +7,8 @@ import sys
 import types
 
 import pytest
-
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
 from islr.errors import ConfigError, ModelError  # noqa: E402
 from islr.models import registry  # noqa: E402

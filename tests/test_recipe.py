@@ -112,7 +112,6 @@ def test_export_npy_writes_708_features(real_data_dir, tmp_path):
 
 @pytest.mark.slow
 def test_recipe_learns_on_synthetic_250_signs(tmp_path):
-    pytest.importorskip("torch")
     from islr.data.synthetic import generate
     from islr.training.pipeline import train
 

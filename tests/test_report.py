@@ -11,10 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-
-from PIL import Image  # noqa: E402
+import torch
+from PIL import Image
 
 from conftest import tiny_config  # noqa: E402
 from islr.report import (  # noqa: E402
@@ -120,7 +118,6 @@ def test_cli_report(trained, tmp_path, capsys):
     assert "embedded images" in capsys.readouterr().out and (tmp_path / "cli.html").stat().st_size > 10_000
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="no /usr/bin/chromium to render the report (apt-get install chromium)")
 def test_report_renders_in_chromium(trained, tmp_path):
     out = tmp_path / "report.html"
     build_report(trained.run_dir, out, examples=1)

@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import tiny_config  # noqa: E402
 from islr.training.pipeline import train  # noqa: E402

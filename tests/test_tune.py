@@ -10,10 +10,9 @@ import textwrap
 import time
 from pathlib import Path
 
+import optuna
 import pytest
-
-optuna = pytest.importorskip("optuna")
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import ROOT, tiny_config  # noqa: E402
 from islr.config import configs_dir, load_config, save_config, to_dict  # noqa: E402
