@@ -89,3 +89,36 @@ def test_tune_report_compare_import_no_framework():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow', 'keras', 'optuna'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_a_glob_over_runs_skips_what_is_not_a_run(runs, tmp_path, capsys):
+    a, b, c = runs
+    tune = tmp_path / "tune"
+    (tune / "trial_0").mkdir(parents=True)
+    (tune / "study.db").write_text("")
+    cv = tmp_path / "cv-x"
+    make_run(cv / "fold0", "seed0", "lstm", "torch", None)
+    (tmp_path / "notes.txt").write_text("x")
+    paths = sorted(str(p) for p in tmp_path.iterdir())  # what `islr compare runs/*` passes
+    assert main(["compare", *paths, "--sort", "run"]) == 0
+    captured = capsys.readouterr()
+    table_rows = [line.split(" | ")[0] for line in captured.out.splitlines()[2:]]
+    assert table_rows == ["| a", "| b", "| c"]
+    skipped = {line.split(":")[0] for line in captured.err.splitlines()}
+    assert skipped == {f"skipped {tune}", f"skipped {cv}", f"skipped {tmp_path / 'notes.txt'}"}
+    assert f"it holds 1 run(s), e.g. {cv / 'fold0' / 'seed0'}" in captured.err
+    listed: list = []
+    assert len(compare_runs([*runs, tune], skipped=listed)) == 3
+    assert listed == [(str(tune), "not a run directory (no config.yaml)")]
+
+
+def test_an_evaluation_folder_compares_beside_runs(runs, tmp_path):
+    folder = tmp_path / "kaggle-community"
+    folder.mkdir()
+    (folder / "metrics.json").write_text(json.dumps({"model": "model.tflite", "framework": "tflite",
+                                                     "split": "all of data", "accuracy": 0.75, "top5": 1.0,
+                                                     "macro_f1": 0.7, "n": 8}))
+    rows = compare_runs([*runs, folder])
+    assert [r.run for r in rows] == ["kaggle-community", "b", "a", "c"]
+    assert (rows[0].model, rows[0].framework, rows[0].split, rows[0].accuracy) == (
+        "model.tflite", "tflite", "all of data", 0.75)
