@@ -137,7 +137,7 @@ def printable(text: str) -> str:
     return text.encode("unicode_escape", errors="backslashreplace").decode("ascii")
 
 
-def _parse_id(value: str) -> int | None:
+def parse_id(value: str) -> int | None:
     """An integer id written as ``12`` or ``12.0``; None if it is not one (or does not fit int64)."""
     try:
         number = int(value)
@@ -192,7 +192,7 @@ def read_train_table(data_dir: str | Path, csv_name: str = TRAIN_CSV) -> TrainTa
         reasons = []
         ids = []
         for name, value in (("participant_id", pid), ("sequence_id", sid)):
-            number = _parse_id(value)
+            number = parse_id(value)
             if number is None:
                 reasons.append(f"column {name!r} must hold integers; data row {row} has {printable(value)!r}")
             ids.append(number)

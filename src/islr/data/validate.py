@@ -27,6 +27,7 @@ from islr.data.kaggle import (
     TRAIN_CSV,
     RejectedRow,
     Sample,
+    parse_id,
     printable,
     read_landmarks,
     read_sign_map,
@@ -241,13 +242,7 @@ def _relative(path: Path, data_dir: Path) -> str:
 
 def _rejected_row(row: RejectedRow) -> ValidationRow:
     """A refused train.csv row: named by line and sequence id; its file is never opened."""
-    def number(value: str) -> int | None:
-        try:
-            return int(value)
-        except ValueError:
-            return None
-
-    return ValidationRow(printable(row.path), number(row.participant_id), number(row.sequence_id),
+    return ValidationRow(printable(row.path), parse_id(row.participant_id), parse_id(row.sequence_id),
                          printable(row.sign), INVALID, f"{row.where()}: {row.reason}")
 
 
