@@ -163,6 +163,9 @@ class DataConfig:
     sampling: str = field(default="uniform", metadata=choices("uniform", "balanced", "sqrt"))
     """Training epoch order: ``uniform`` (each sample once), ``balanced`` (with replacement, every class
     equally likely) or ``sqrt`` (with replacement, probability ∝ 1/sqrt(class count))."""
+    fold_participants: tuple[int, ...] = ()
+    """With ``folds`` > 1: only these participants rotate through the folds (and are validated on);
+    every other participant always trains. Empty: every participant rotates."""
 
 
 @dataclass

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from islr.data.tta import check_tta
 from islr.errors import ConfigError
 from islr.training.metrics import classification_metrics, confusion_matrix, per_class_accuracy
 from islr.training.run_dir import RunDir
@@ -31,6 +32,8 @@ class Evaluation:
     sequence_ids: np.ndarray
     outputs: dict[str, Path]
     skipped: list[tuple[str, str]]
+    plain_logits: np.ndarray | None = None
+    """With TTA: the logits of the plain pass alone (``logits`` holds the TTA mean)."""
 
 
 def _whole_store(store: Any, cfg: Any, sign_map: dict[str, int]) -> Any:
@@ -72,8 +75,11 @@ def _dataset_for(run: RunDir, cfg: Any, sign_map: dict[str, int], data_dir: str 
 
 
 def evaluate_run(run_dir: str | Path, data_dir: str | None = None, split: str = "test",
-                 checkpoint: str = "best", out_dir: str | Path | None = None) -> Evaluation:
-    """Score a run and write ``metrics.json``, ``per_sign_accuracy.csv`` and ``confusion_matrix.png``."""
+                 checkpoint: str = "best", out_dir: str | Path | None = None, tta: str = "none") -> Evaluation:
+    """Score a run and write ``metrics.json``, ``per_sign_accuracy.csv`` and ``confusion_matrix.png``.
+
+    ``tta="mirror"`` scores the mean logits of each sequence and its mirror (:mod:`islr.data.tta`).
+    """
     from islr.data.dataset import BatchLoader
     from islr.inference.ensemble import open_run
 
@@ -85,14 +91,19 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, split: str = 
         raise ConfigError(f"{run.path}: the {described} split is empty")
     loader = BatchLoader(dataset, cfg.train.batch_size, shuffle=False)
     logits = predictor.backend.predict_logits(loader)
+    plain = None
+    if check_tta(tta) == "mirror":
+        plain = logits
+        mirrored = BatchLoader(dataset.mirror_view(), cfg.train.batch_size, shuffle=False)
+        logits = (plain + predictor.backend.predict_logits(mirrored)) / 2
     labels = dataset.labels
     metrics: dict[str, Any] = {"split": described, "checkpoint": checkpoint, "framework": cfg.train.framework,
-                               "model": cfg.model.name, **classification_metrics(logits, labels)}
+                               "model": cfg.model.name, "tta": tta, **classification_metrics(logits, labels)}
     metrics["skipped"] = len(skipped)
     out = Path(out_dir) if out_dir else run.path
     out.mkdir(parents=True, exist_ok=True)
     outputs = _write_outputs(out, metrics, logits, labels, predictor.sign_names)
-    return Evaluation(metrics, logits, labels, dataset.sequence_ids, outputs, skipped)
+    return Evaluation(metrics, logits, labels, dataset.sequence_ids, outputs, skipped, plain)
 
 
 def _write_outputs(out: Path, metrics: dict[str, Any], logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Path]:

@@ -3,7 +3,9 @@
 Reads ``DATA_DIR/train.csv``, drops sequences listed in ``data.exclusions``, and prepares every
 file in parallel into a store under ``--cache-dir`` (default ``data.cache_dir``), keyed by the
 preprocessing settings and the input files: an unchanged second run only opens it, an
-interrupted run resumes. Unreadable files are skipped and listed. ``--export-npy DIR`` also
+interrupted run resumes. Unreadable files are skipped and listed; train.csv rows with a
+non-integer id or a path that escapes DATA_DIR are refused (named by line) and never opened;
+inf/-inf coordinates are treated as missing and counted. ``--export-npy DIR`` also
 writes each sequence's features as ``DIR/<participant>/<sequence>.npy``. Dotted overrides such
 as ``--preprocess.landmarks kaggle118`` are accepted.
 """
@@ -30,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from islr.config import load_config
     from islr.data.cache import build_cache
     from islr.data.datamodule import apply_exclusions
-    from islr.data.kaggle import read_train_csv
+    from islr.data.kaggle import read_train_table
     from islr.data.preprocess import feature_dim
     from islr.errors import ConfigError
 
@@ -40,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
     if cache_dir.resolve() == data_dir.resolve() or data_dir.resolve() in cache_dir.resolve().parents:
         raise ConfigError(f"--cache-dir {cache_dir} is inside the raw data folder; choose a folder outside it")
     workers = cfg.data.workers if args.workers is None else args.workers
-    samples = read_train_csv(data_dir)
+    table = read_train_table(data_dir)
+    samples = table.samples
     excluded = 0
     if cfg.data.exclusions:
         samples, excluded = apply_exclusions(samples, cfg.data.exclusions)
@@ -51,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"settings: landmarks={p.landmarks} coords={','.join(p.coords)} length_mode={p.length_mode} "
           f"features={feature_dim(p)}")
     print(f"store: {store.path} ({'hit: reused' if store.hit else f'miss: built in {store.build_seconds:.1f} s'})")
+    if table.rejected:
+        print(f"refused train.csv rows: {len(table.rejected)} (never opened)")
+        for row in table.rejected[:5]:
+            print(f"  {row.describe()}")
+    print(f"non-finite values treated as missing: {store.nonfinite_values} in {store.nonfinite_files} files")
     print(f"skipped: {len(store.errors)}")
     for reason, count in Counter(r for _, r in store.errors).most_common(10):
         print(f"  {count} x {reason}")

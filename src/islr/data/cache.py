@@ -9,13 +9,16 @@ compact store in ``cache_dir/<landmarks>-<key>/``:
 - ``index.csv``: one row per stored sequence: ``offset, length, participant_id, sequence_id,
   sign, path``;
 - ``errors.csv``: files that could not be read (``path, reason``), skipped, never fatal;
-- ``meta.json``: written last; its presence marks a complete store.
+- ``meta.json``: written last; its presence marks a complete store. It also counts the
+  non-finite raw values (inf, -inf) that were treated as missing, and in how many files.
 
 The key hashes the settings that ``prepare`` depends on, the store format and every input file
 (path, size, modification time, metadata), so changing any of them builds a new store and an
-unchanged second run only opens the existing one. Work is written as chunk shards (temporary
-file + ``os.replace``), so a build that is killed resumes where it stopped. Raw data is only
-read, never written.
+unchanged second run only opens the existing one. Work is written as chunk shards, so a build
+that is killed resumes where it stopped. Every file is written atomically (:mod:`islr.fileio`): a
+full disk raises :class:`~islr.errors.WriteError` naming the file, leaves no half-written file
+under a final name and keeps the finished shards, so the build resumes once there is room. Raw
+data is only read, never written.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ import numpy as np
 from islr.config import PreprocessConfig, to_dict
 from islr.data.kaggle import Sample, read_landmarks
 from islr.data.preprocess import check_config, featurize, points_and_coords, prepare, prepared_rows
-from islr.errors import DataError
+from islr.errors import DataError, WriteError
+from islr.fileio import atomic_path, atomic_write_text
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: inf in the raw files is stored as NaN (1 could hold inf)
 CHUNK_SIZE = 32
 MIN_PARALLEL_FILES = 256
 INDEX_COLUMNS = ("offset", "length", "participant_id", "sequence_id", "sign", "path")
@@ -95,6 +99,10 @@ class CacheStore:
     signs: list[str]
     paths: list[str]
     errors: list[tuple[str, str]] = field(default_factory=list)
+    nonfinite_values: int = 0
+    """Raw inf/-inf values of the stored files, treated as missing (NaN)."""
+    nonfinite_files: int = 0
+    """Stored files holding at least one such value."""
     hit: bool = False
     """True when the store already existed (nothing was built)."""
     build_seconds: float = 0.0
@@ -135,8 +143,9 @@ class CacheStore:
         out_dir = Path(out_dir)
         for i in range(len(self)):
             target = out_dir / str(int(self.participant_ids[i])) / f"{int(self.sequence_ids[i])}.npy"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            np.save(target, featurize(self[i], cfg))
+            _make_dir(target.parent)
+            with atomic_path(target, fsync=False) as tmp, open(tmp, "wb") as f:
+                np.save(f, featurize(self[i], cfg))
         return len(self)
 
 
@@ -172,6 +181,8 @@ def open_store(path: str | Path) -> CacheStore:
         signs=columns["sign"],
         paths=columns["path"],
         errors=errors,
+        nonfinite_values=int(meta.get("nonfinite_values", 0)),
+        nonfinite_files=int(meta.get("nonfinite_files", 0)),
     )
 
 
@@ -181,10 +192,13 @@ def _prepare_chunk(task: tuple[int, list[str], PreprocessConfig, str]) -> tuple[
     arrays: list[np.ndarray] = []
     lengths = np.zeros(len(paths), dtype=np.int64)
     ok = np.zeros(len(paths), dtype=bool)
+    nonfinite = np.zeros(len(paths), dtype=np.int64)
     reasons = [""] * len(paths)
     for j, path in enumerate(paths):
         try:
-            seq = prepare(read_landmarks(path), cfg)
+            raw = read_landmarks(path)
+            nonfinite[j] = np.count_nonzero(np.isinf(raw))  # prepare() makes them NaN
+            seq = prepare(raw, cfg)
         except DataError as exc:
             reasons[j] = exc.reason
             continue
@@ -196,10 +210,10 @@ def _prepare_chunk(task: tuple[int, list[str], PreprocessConfig, str]) -> tuple[
         ok[j] = True
     p, c = points_and_coords(cfg)
     data = np.concatenate(arrays) if arrays else np.zeros((0, p, c), np.float32)
-    tmp = f"{shard}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        np.savez(f, data=data, lengths=lengths, ok=ok, reasons=np.array(reasons, dtype=str))
-    os.replace(tmp, shard)
+    # Shards are scratch (redone if lost), so no fsync; a write error still never leaves a partial one.
+    with atomic_path(shard, fsync=False) as tmp, open(tmp, "wb") as f:
+        np.savez(f, data=data, lengths=lengths, ok=ok, reasons=np.array(reasons, dtype=str),
+                 nonfinite=nonfinite)
     return chunk, len(paths)
 
 
@@ -257,31 +271,35 @@ def _assemble(root: Path, samples: Sequence[Sample], n_chunks: int, cfg: Preproc
     total = 0
     for c in range(n_chunks):
         with np.load(shards / f"{c:06d}.npz") as z:
-            lengths, ok, reasons = z["lengths"], z["ok"], z["reasons"]
-        infos.append((lengths, ok, reasons))
+            lengths, ok, reasons, nonfinite = z["lengths"], z["ok"], z["reasons"], z["nonfinite"]
+        infos.append((lengths, ok, reasons, nonfinite))
         total += int(lengths.sum())
     p, ch = points_and_coords(cfg)
-    tmp_data = root / "data.tmp.npy"
-    out = np.lib.format.open_memmap(tmp_data, mode="w+", dtype=np.float32, shape=(total, p, ch))
     index_rows, error_rows = [], []
+    nonfinite_values = nonfinite_files = 0
     offset = 0
-    for c, (lengths, ok, reasons) in enumerate(infos):
-        with np.load(shards / f"{c:06d}.npz") as z:
-            data = z["data"]
-        out[offset : offset + len(data)] = data
-        local = 0
-        for j in range(len(lengths)):
-            s = samples[c * CHUNK_SIZE + j]
-            if not ok[j]:
-                error_rows.append((str(s.path), str(reasons[j])))
-                continue
-            n = int(lengths[j])
-            index_rows.append((offset + local, n, s.participant_id, s.sequence_id, s.sign, str(s.path)))
-            local += n
-        offset += len(data)
-    out.flush()
-    del out
-    os.replace(tmp_data, root / "data.npy")
+    # Streamed with plain writes, not through a memory map: a full disk then raises ENOSPC
+    # (a WriteError) instead of killing the process with SIGBUS.
+    with atomic_path(root / "data.npy") as tmp, open(tmp, "wb") as out:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                  "shape": (total, p, ch)}
+        np.lib.format.write_array_header_1_0(out, header)
+        for c, (lengths, ok, reasons, nonfinite) in enumerate(infos):
+            with np.load(shards / f"{c:06d}.npz") as z:
+                data = z["data"]
+            out.write(np.ascontiguousarray(data, dtype=np.float32).tobytes())
+            local = 0
+            for j in range(len(lengths)):
+                s = samples[c * CHUNK_SIZE + j]
+                if not ok[j]:
+                    error_rows.append((str(s.path), str(reasons[j])))
+                    continue
+                n = int(lengths[j])
+                index_rows.append((offset + local, n, s.participant_id, s.sequence_id, s.sign, str(s.path)))
+                local += n
+                nonfinite_values += int(nonfinite[j])
+                nonfinite_files += bool(nonfinite[j])
+            offset += len(data)
     _write_csv(root / "index.csv", INDEX_COLUMNS, index_rows)
     _write_csv(root / "errors.csv", ("path", "reason"), error_rows)
     meta = {
@@ -293,22 +311,28 @@ def _assemble(root: Path, samples: Sequence[Sample], n_chunks: int, cfg: Preproc
         "coords": list(cfg.coords),
         "rows": prepared_rows(cfg).tolist(),
         "skipped": len(error_rows),
+        "nonfinite_values": nonfinite_values,
+        "nonfinite_files": nonfinite_files,
         "preprocess": to_dict(cfg),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    tmp_meta = root / "meta.tmp.json"
-    tmp_meta.write_text(json.dumps(meta, indent=1))
-    os.replace(tmp_meta, root / "meta.json")
+    atomic_write_text(root / "meta.json", json.dumps(meta, indent=1))
     shutil.rmtree(shards, ignore_errors=True)
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: list[tuple]) -> None:
-    tmp = path.with_suffix(".tmp.csv")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(rows)
-    os.replace(tmp, path)
+
+
+def _make_dir(path: Path) -> None:
+    """``mkdir -p`` that reports a full or read-only disk as a :class:`WriteError`."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(path, exc.strerror or str(exc)) from exc
 
 
 def build_cache(
@@ -358,13 +382,17 @@ def _open_existing(root: Path) -> CacheStore | None:
 @contextmanager
 def _build_lock(root: Path) -> Iterator[None]:
     """An exclusive lock on ``root/.lock`` (advisory; a no-op where fcntl is missing)."""
-    root.mkdir(parents=True, exist_ok=True)
+    _make_dir(root)
     try:
         import fcntl
     except ImportError:  # Windows: builds are still atomic per file, just not serialised
         yield
         return
-    with open(root / ".lock", "w") as handle:
+    try:
+        handle = open(root / ".lock", "w")  # noqa: SIM115  (closed by the with below)
+    except OSError as exc:
+        raise WriteError(root / ".lock", exc.strerror or str(exc)) from exc
+    with handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -374,7 +402,7 @@ def _build_lock(root: Path) -> Iterator[None]:
 
 def _build(samples: list[Sample], cfg: PreprocessConfig, root: Path, key: str, workers: int, progress: bool) -> None:
     shards = root / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
+    _make_dir(shards)
     n_chunks = (len(samples) + CHUNK_SIZE - 1) // CHUNK_SIZE
     tasks, done = [], 0
     for c in range(n_chunks):

@@ -68,6 +68,26 @@ def restrict_signs(
     return {s: i for i, s in enumerate(signs)}, [s for s in samples if s.sign in keep]
 
 
+def rotating_fold(
+    participants: np.ndarray, pool: np.ndarray, rotating: tuple[int, ...], folds: int, fold: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, valid)`` positions of ``fold`` when only the ``rotating`` participants rotate.
+
+    The participants of ``pool`` (positions) that are in ``rotating`` are split into ``folds``
+    participant-grouped folds; fold ``fold`` validates, and every other sample of ``pool`` (the
+    other rotating participants and everybody not rotating) trains.
+    """
+    present = set(np.unique(participants[pool]).tolist())
+    missing = sorted(set(rotating) - present)
+    if missing:
+        raise ConfigError(f"data.fold_participants: participant(s) {missing} have no sequences (outside the "
+                          f"test split); known: {sorted(present)}")
+    moving = pool[np.isin(participants[pool], np.asarray(rotating, dtype=np.int64))]
+    _, valid_rel = participant_kfold(participants[moving], folds, seed)[fold]
+    valid = moving[valid_rel]
+    return np.setdiff1d(pool, valid).astype(np.int64), np.sort(valid).astype(np.int64)
+
+
 def load_split_indices(
     cfg: ExperimentConfig, participants: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -78,8 +98,12 @@ def load_split_indices(
             if not 0 <= d.fold < d.folds:
                 raise ConfigError(f"data.fold must be in 0..{d.folds - 1} with data.folds={d.folds}, got {d.fold}")
             rest, _, test = participant_split(participants, 0.0, d.test_size, seed)
+            if d.fold_participants:
+                return (*rotating_fold(participants, rest, d.fold_participants, d.folds, d.fold, seed), test)
             train_rel, valid_rel = participant_kfold(participants[rest], d.folds, seed)[d.fold]
             return rest[train_rel], rest[valid_rel], test
+        if d.fold_participants:
+            raise ConfigError("data.fold_participants needs data.folds > 1 (it chooses who rotates through the folds)")
         return participant_split(participants, d.valid_size, d.test_size, seed)
     if d.split == "random_stratified":
         if d.folds > 1:

@@ -50,6 +50,8 @@ class LandmarkDataset:
         self._indices = np.arange(n_all, dtype=np.int64) if indices is None else np.asarray(indices, dtype=np.int64)
         self.feature_dim = feature_dim(cfg)
         self._rng = np.random.default_rng(0)
+        self.mirrored = False
+        """When True every sequence is mirrored after augmentation (test-time augmentation)."""
 
     def __len__(self) -> int:
         return len(self._indices)
@@ -85,6 +87,10 @@ class LandmarkDataset:
         seqs = [self.prepared(i) for i in indices]
         if self.augmenter is not None and rng is not None and self.augmenter.active:
             seqs = self.augmenter.apply_batch(seqs, rng)
+        if self.mirrored:
+            from islr.data.tta import mirror_prepared
+
+            seqs = [mirror_prepared(s, self.cfg) for s in seqs]
         return [featurize(s, self.cfg) for s in seqs]
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
@@ -101,6 +107,12 @@ class LandmarkDataset:
             self.sequences, self._labels, self.cfg, self._participants, self._sequence_ids, self.sign_names,
             self.augmenter if isinstance(augmenter, str) else augmenter, indices=self._indices[idx],
         )
+
+    def mirror_view(self) -> LandmarkDataset:
+        """The same samples, each mirrored (no augmentation): the second pass of mirror TTA."""
+        view = self.subset(np.arange(len(self)), augmenter=None)
+        view.mirrored = True
+        return view
 
     def collate(self, indices: Sequence[int], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
         """One batch dict: ``x`` zero-padded ``(B, T, F)``, ``mask`` True on real frames, ``y``."""

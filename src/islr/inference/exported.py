@@ -3,7 +3,8 @@
 An exported model needs what its run directory held besides the weights: the preprocessing
 settings and the sign names. They travel as JSON of the form::
 
-    {"preprocess": {...PreprocessConfig...}, "sign_names": [...], "framework": "torch", "model": "transformer"}
+    {"preprocess": {...PreprocessConfig...}, "sign_names": [...], "framework": "torch", "model": "transformer",
+     "tta": "none"}
 
 either in a sidecar file ``<file>.islr.json`` (:func:`write_sidecar`) or embedded in the model
 file under the key :data:`METADATA_KEY` (ONNX ``metadata_props``: :func:`embed_onnx_metadata`;
@@ -16,6 +17,11 @@ Two input contracts are understood, told apart by the model's inputs:
   (bool or float), output logits ``(batch, classes)``; preprocessing runs here in numpy.
 * raw (the Kaggle contract): one input ``(frames, 543, 3)`` of raw landmarks with NaN, output
   ``(classes,)``; preprocessing is inside the graph, so the raw frames go in untouched.
+
+``"tta": "mirror"`` marks a graph exported with mirror test-time augmentation inside it (the mean
+of the logits of the input and its mirror): a features graph then takes a third input
+``x_mirror`` (the features of the mirrored prepared landmarks, same mask), a raw graph mirrors
+internally. A file without in-graph TTA still predicts with ``set_tta("mirror")`` (two runs).
 """
 
 from __future__ import annotations
@@ -38,10 +44,13 @@ from islr.config import (
 )
 from islr.data.landmarks import ROWS_PER_FRAME
 from islr.data.preprocess import check_config
+from islr.data.tta import TTA_MODES, check_tta, mirror_raw
 from islr.errors import ConfigError, ModelError
 from islr.inference.predictor import BATCH_SIZE, BasePredictor
 
 SIDECAR_SUFFIX = ".islr.json"
+#: Name of the third input of a features graph exported with mirror TTA inside.
+MIRROR_INPUT = "x_mirror"
 METADATA_KEY = "islr"
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
 
@@ -54,10 +63,12 @@ class ExportInfo:
     sign_names: list[str]
     framework: str = ""
     model: str = ""
+    tta: str = "none"
+    """Test-time augmentation computed inside the graph (``none`` or ``mirror``)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"preprocess": to_dict(self.preprocess), "sign_names": list(self.sign_names),
-                "framework": self.framework, "model": self.model}
+                "framework": self.framework, "model": self.model, "tta": self.tta}
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -67,19 +78,21 @@ def sidecar_path(path: str | Path) -> Path:
 
 
 def export_info(
-    cfg: PreprocessConfig | ExperimentConfig, sign_names: Sequence[str], framework: str = "", model: str = ""
+    cfg: PreprocessConfig | ExperimentConfig, sign_names: Sequence[str], framework: str = "", model: str = "",
+    tta: str = "none",
 ) -> ExportInfo:
     """Build the metadata of an export; with an ExperimentConfig, framework and model default to its own."""
     if isinstance(cfg, ExperimentConfig):
         framework = framework or cfg.train.framework
         model = model or cfg.model.name
         cfg = cfg.preprocess
-    return ExportInfo(cfg, [str(s) for s in sign_names], framework, model)
+    return ExportInfo(cfg, [str(s) for s in sign_names], framework, model, check_tta(tta))
 
 
-def metadata_json(cfg: PreprocessConfig | ExperimentConfig, sign_names: Sequence[str], framework: str = "", model: str = "") -> str:
+def metadata_json(cfg: PreprocessConfig | ExperimentConfig, sign_names: Sequence[str], framework: str = "", model: str = "",
+                  tta: str = "none") -> str:
     """The metadata as a JSON string, to embed under :data:`METADATA_KEY` in a model file."""
-    return json.dumps(export_info(cfg, sign_names, framework, model).as_dict())
+    return json.dumps(export_info(cfg, sign_names, framework, model, tta).as_dict())
 
 
 def write_sidecar(
@@ -88,11 +101,12 @@ def write_sidecar(
     sign_names: Sequence[str],
     framework: str = "",
     model: str = "",
+    tta: str = "none",
 ) -> Path:
     """Write ``<path>.islr.json`` next to an exported model file; returns the sidecar's path."""
     target = sidecar_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(export_info(cfg, sign_names, framework, model).as_dict(), indent=2) + "\n")
+    target.write_text(json.dumps(export_info(cfg, sign_names, framework, model, tta).as_dict(), indent=2) + "\n")
     return target
 
 
@@ -114,7 +128,10 @@ def parse_metadata(blob: str | bytes | dict[str, Any], source: str | Path) -> Ex
         check_config(preprocess)
     except ConfigError as exc:
         raise ModelError(f"{source}: bad 'preprocess' settings ({exc})") from None
-    return ExportInfo(preprocess, names, str(data.get("framework", "")), str(data.get("model", "")))
+    tta = str(data.get("tta", "none"))
+    if tta not in TTA_MODES:
+        raise ModelError(f"{source}: 'tta' must be one of {list(TTA_MODES)}, got {tta!r}")
+    return ExportInfo(preprocess, names, str(data.get("framework", "")), str(data.get("model", "")), tta)
 
 
 def read_sidecar(path: str | Path) -> ExportInfo:
@@ -148,6 +165,9 @@ class _ExportedPredictor(BasePredictor):
 
     def _set_info(self, info: ExportInfo) -> None:
         self.info = info
+        self.graph_tta = info.tta
+        """TTA inside the graph: the predictor then uses it by default."""
+        self.tta = info.tta
         self.sign_names = info.sign_names
         # An ExperimentConfig so callers can read cfg.preprocess / cfg.model as for a run.
         self.cfg = ExperimentConfig(preprocess=info.preprocess, model=ModelConfig(name=info.model or "exported"),
@@ -158,12 +178,22 @@ class _ExportedPredictor(BasePredictor):
             return np.asarray(raw, dtype=np.float32)
         return super().features(raw)
 
+    def set_tta(self, mode: str) -> BasePredictor:
+        if self.raw_input and self.graph_tta == "mirror" and check_tta(mode) != "mirror":
+            raise ModelError(f"{self.path}: mirror TTA is inside this graph and cannot be turned off; "
+                             "export again without --tta to predict without it")
+        return super().set_tta(mode)
+
     def _run_raw(self, raw: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def logits(self, raw: np.ndarray) -> np.ndarray:
         if self.raw_input:
-            return self._check_out(np.asarray(self._run_raw(np.asarray(raw, np.float32))).reshape(-1))
+            raw = np.asarray(raw, np.float32)
+            out = self._check_out(np.asarray(self._run_raw(raw)).reshape(-1))
+            if self.tta == "mirror" and self.graph_tta != "mirror":  # two runs, mirrored raw frames
+                out = (out + self._check_out(np.asarray(self._run_raw(mirror_raw(raw))).reshape(-1))) / 2
+            return out
         return super().logits(raw)
 
     def logits_batch(self, raws: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
@@ -193,7 +223,7 @@ def _fit_batch(batch: dict[str, np.ndarray], frames: int | None) -> dict[str, np
     if batch["x"].shape[1] > frames:
         raise ModelError(f"the model takes at most {frames} frames, got {batch['x'].shape[1]}")
     pad = frames - batch["x"].shape[1]
-    return {"x": np.pad(batch["x"], ((0, 0), (0, pad), (0, 0))), "mask": np.pad(batch["mask"], ((0, 0), (0, pad)))}
+    return {k: np.pad(v, ((0, 0), (0, pad)) + ((0, 0),) * (v.ndim - 2)) for k, v in batch.items()}
 
 
 class OnnxPredictor(_ExportedPredictor):
@@ -223,9 +253,10 @@ class OnnxPredictor(_ExportedPredictor):
             self.raw_input, self.raw_name, self.raw_rank = True, raw[0].name, len(raw[0].shape)
             return
         self.raw_input = False
-        x = [i for i in inputs if len(i.shape) == 3]
+        x = [i for i in inputs if len(i.shape) == 3 and i.name != MIRROR_INPUT]
         mask = [i for i in inputs if len(i.shape) == 2]
-        if len(x) != 1 or len(mask) > 1 or len(inputs) != len(x) + len(mask):
+        self.mirror_name = MIRROR_INPUT if any(i.name == MIRROR_INPUT for i in inputs) else None
+        if len(x) != 1 or len(mask) > 1 or len(inputs) != len(x) + len(mask) + bool(self.mirror_name):
             described = ", ".join(f"{i.name}{list(i.shape)}" for i in inputs)
             raise ModelError(f"{self.path}: unexpected inputs {described}; expected x (batch, frames, features) "
                              f"and mask (batch, frames), or raw landmarks (frames, {ROWS_PER_FRAME}, 3)")
@@ -239,7 +270,14 @@ class OnnxPredictor(_ExportedPredictor):
         feed = {self.x_name: batch["x"].astype(np.float32, copy=False)}
         if self.mask_name:
             feed[self.mask_name] = batch["mask"].astype(self.mask_dtype)
+        if self.mirror_name:  # an in-graph TTA file: x_mirror = x gives the plain logits
+            feed[self.mirror_name] = batch.get("x_mirror", batch["x"]).astype(np.float32, copy=False)
         return feed
+
+    def logits_from_passes(self, passes: list[dict[str, np.ndarray]]) -> np.ndarray:
+        if self.mirror_name and len(passes) == 2:  # both passes in one run of the graph
+            return self.logits_from_features({**passes[0], "x_mirror": passes[1]["x"]})
+        return super().logits_from_passes(passes)
 
     def logits_from_features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         batch = _fit_batch(batch, self.fixed_frames)

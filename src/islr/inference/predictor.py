@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from islr.config import ExperimentConfig, PreprocessConfig
-from islr.data.preprocess import feature_dim, preprocess
+from islr.data.preprocess import feature_dim, featurize, prepare, preprocess
+from islr.data.tta import check_tta, mirror_prepared
 from islr.errors import DataError, ModelError
 from islr.training.metrics import softmax
 from islr.training.run_dir import RunDir
@@ -57,10 +58,15 @@ def top_k_of(logits: np.ndarray, sign_names: Sequence[str], k: int = 5, source: 
 
 
 class BasePredictor:
-    """Shared preprocessing and top-k logic; subclasses implement :meth:`logits_from_features`."""
+    """Shared preprocessing and top-k logic; subclasses implement :meth:`logits_from_features`.
+
+    With ``tta="mirror"`` (:meth:`set_tta`) the logits are the mean of those of the sequence and
+    of its mirror (:mod:`islr.data.tta`).
+    """
 
     cfg: ExperimentConfig
     sign_names: list[str]
+    tta: str = "none"
 
     @property
     def preprocess_config(self) -> PreprocessConfig:
@@ -71,22 +77,45 @@ class BasePredictor:
     def num_classes(self) -> int:
         return len(self.sign_names)
 
+    def set_tta(self, mode: str) -> BasePredictor:
+        """Choose test-time augmentation: ``none`` or ``mirror``; returns the predictor."""
+        self.tta = check_tta(mode)
+        return self
+
     def features(self, raw: np.ndarray) -> np.ndarray:
         return preprocess(raw, self.preprocess_config)
+
+    def pass_features(self, raw: np.ndarray) -> list[np.ndarray]:
+        """Feature sequences of every TTA pass of one raw sequence: ``[plain]`` or ``[plain, mirror]``."""
+        if self.tta != "mirror":
+            return [self.features(raw)]
+        cfg = self.preprocess_config
+        prepared = prepare(raw, cfg)  # mirrored before featurize, as the training augmentation does
+        return [featurize(prepared, cfg), featurize(mirror_prepared(prepared, cfg), cfg)]
 
     def logits_from_features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    def logits_from_passes(self, passes: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """The mean logits over the batches of the TTA passes (one batch: plain logits)."""
+        if len(passes) == 1:
+            return np.asarray(self.logits_from_features(passes[0]), np.float32)
+        return np.mean([np.asarray(self.logits_from_features(b), np.float32) for b in passes], axis=0)
+
+    def _logits_of(self, raws: Sequence[np.ndarray]) -> np.ndarray:
+        per_raw = [self.pass_features(r) for r in raws]
+        passes = [batch_features([f[k] for f in per_raw]) for k in range(len(per_raw[0]))]
+        return self.logits_from_passes(passes)
+
     def logits(self, raw: np.ndarray) -> np.ndarray:
-        """Logits ``(classes,)`` of one raw ``(frames, 543, 3)`` sequence."""
-        return self.logits_from_features(batch_features([self.features(raw)]))[0]
+        """Logits ``(classes,)`` of one raw ``(frames, 543, 3)`` sequence (TTA included)."""
+        return self._logits_of([raw])[0]
 
     def logits_batch(self, raws: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Logits ``(n, classes)`` of several raw sequences, ``batch_size`` at a time (zero-padded)."""
         out = [np.zeros((0, self.num_classes), np.float32)]
         for start in range(0, len(raws), batch_size):
-            feats = [self.features(r) for r in raws[start : start + batch_size]]
-            out.append(np.asarray(self.logits_from_features(batch_features(feats)), np.float32))
+            out.append(np.asarray(self._logits_of(raws[start : start + batch_size]), np.float32))
         return np.concatenate(out)
 
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
