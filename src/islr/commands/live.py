@@ -23,6 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--camera", type=int, help="camera index (default 0 when no --video)")
     source.add_argument("--video", help="video or GIF file instead of a camera")
     parser.add_argument("--model", required=True, help="run directory, .onnx or .tflite file")
+    parser.add_argument("--sign-map", help="sign -> index JSON naming a model file's classes (Kaggle models)")
     parser.add_argument("--window", type=int, default=32, help="frames in the sliding window (default 32)")
     parser.add_argument("--min-hand-frames", type=int, default=8, help="hand frames needed for a prediction (default 8)")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability to accept the top sign (default 0.5)")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_window and not can_show_window():
         raise DeviceError(NO_DISPLAY)
     mirror = bool(args.mirror)
-    predictor = load_predictor(args.model)
+    predictor = load_predictor(args.model, sign_map=args.sign_map)
     recognizer = LiveRecognizer(predictor, args.window, args.min_hand_frames, args.threshold, mirror)
     source = open_video(args.video) if args.video else open_camera(args.camera or 0)
     with source, HolisticExtractor(args.task_model) as extractor:

@@ -1,7 +1,7 @@
 """Predict the signs of Kaggle parquet files: ``islr predict MODEL FILE_OR_DIR... [--top-k 5] [--format json|csv]``.
 
 MODEL is a run directory, an ``.onnx`` or a ``.tflite`` file (exported with its preprocessing and
-sign names). A folder input means every ``*.parquet`` under it. Each file is listed with its top-k
+sign names, or any model with the Kaggle signature plus ``--sign-map``). A folder input means every ``*.parquet`` under it. Each file is listed with its top-k
 signs and probabilities; unreadable files are reported on stderr and skipped (exit code 1 then,
 after the good files are written).
 """
@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="json: a list of {file, top: [{sign, probability}]}; csv: file,rank,sign,probability")
     parser.add_argument("--out", help="write here instead of stdout")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="for a run directory")
+    parser.add_argument("--sign-map", help="sign -> index JSON naming a model file's classes (Kaggle models "
+                                           "without islr metadata: sign_to_prediction_index_map.json)")
 
 
 def format_predictions(predictions: list, fmt: str) -> str:
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
-    predictor = load_predictor(args.model, args.checkpoint)
+    predictor = load_predictor(args.model, args.checkpoint, sign_map=args.sign_map)
     predictions, skipped = predict_files(predictor, parquet_inputs(args.inputs), min(args.top_k, predictor.num_classes))
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise DeviceError(f"the web server is not installed ({exc}); pip install 'islr[serve]'") from None
 
     settings = settings_from(args)
-    predictor = load_predictor(args.model, args.checkpoint)
+    predictor = load_predictor(args.model, args.checkpoint, sign_map=args.sign_map)
     names = load_sign_names(args.sign_map, predictor.num_classes) if args.sign_map else None
     shared = SharedPredictor(predictor, names)
     LiveRecognizer(shared, window=settings.live.window, min_hand_frames=settings.live.min_hand_frames,

@@ -46,8 +46,11 @@ class Sample:
 
 
 def read_sign_map(data_dir: str | Path) -> dict[str, int]:
-    """Read ``sign_to_prediction_index_map.json``: sign name -> class index (0..n-1, unique)."""
-    path = Path(data_dir) / SIGN_MAP_JSON
+    """Read ``sign_to_prediction_index_map.json``: sign name -> class index (0..n-1, unique).
+
+    ``data_dir`` is the dataset folder, or the JSON file itself (any name).
+    """
+    path = Path(data_dir) if Path(data_dir).is_file() else Path(data_dir) / SIGN_MAP_JSON
     try:
         mapping = json.loads(path.read_text())
     except FileNotFoundError:

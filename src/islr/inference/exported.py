@@ -145,15 +145,42 @@ def read_sidecar(path: str | Path) -> ExportInfo:
     return parse_metadata(text, target)
 
 
-def _info_for(path: Path, embedded: str | bytes | None) -> ExportInfo:
+def sign_names_from_map(path: str | Path) -> list[str]:
+    """Sign names in index order from a ``sign -> index`` JSON (a file, or a folder holding the Kaggle one)."""
+    from islr.data.kaggle import read_sign_map
+
+    mapping = read_sign_map(path)
+    return [s for s, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
+
+
+def _info_for(path: Path, embedded: str | bytes | None, sign_map: str | Path | None = None) -> ExportInfo:
+    """The file's islr metadata; ``sign_map`` (a Kaggle ``sign_to_prediction_index_map.json``)
+    replaces its sign names, or stands in for the metadata of a model that has none (a
+    community Kaggle model: raw landmarks in, preprocessing inside the graph)."""
+    names = sign_names_from_map(sign_map) if sign_map is not None else None
     if sidecar_path(path).exists():
-        return read_sidecar(path)
-    if embedded:
-        return parse_metadata(embedded, path)
-    raise ModelError(
-        f"{path}: no preprocessing and sign names found (neither {sidecar_path(path).name} "
-        f"nor '{METADATA_KEY}' metadata in the file); export it with `islr export`"
-    )
+        info = read_sidecar(path)
+    elif embedded:
+        info = parse_metadata(embedded, path)
+    elif names is not None:
+        return ExportInfo(PreprocessConfig(), names, path.suffix.lstrip(".").lower(), path.name)
+    else:
+        raise ModelError(
+            f"{path}: no preprocessing and sign names found (neither {sidecar_path(path).name} "
+            f"nor '{METADATA_KEY}' metadata in the file); export it with `islr export`, or give "
+            "--sign-map for a model with the Kaggle signature (raw landmarks in)"
+        )
+    if names is not None:
+        info.sign_names = names
+    return info
+
+
+def _check_features_metadata(path: Path, embedded: str | bytes | None) -> None:
+    """A features graph needs islr's preprocessing settings: a sign map alone is not enough."""
+    if not sidecar_path(path).exists() and not embedded:
+        raise ModelError(f"{path}: takes prepared features, so it needs the preprocessing settings of "
+                         f"{sidecar_path(path).name} or embedded '{METADATA_KEY}' metadata; --sign-map "
+                         f"alone serves models that take raw landmarks (n, {ROWS_PER_FRAME}, 3)")
 
 
 class _ExportedPredictor(BasePredictor):
@@ -229,7 +256,7 @@ def _fit_batch(batch: dict[str, np.ndarray], frames: int | None) -> dict[str, np
 class OnnxPredictor(_ExportedPredictor):
     """An ``.onnx`` file run with ONNX Runtime on the CPU."""
 
-    def __init__(self, path: str | Path, threads: int = 1):
+    def __init__(self, path: str | Path, threads: int = 1, sign_map: str | Path | None = None):
         self.path = Path(path)
         try:
             import onnxruntime as ort
@@ -245,7 +272,7 @@ class OnnxPredictor(_ExportedPredictor):
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: not a readable ONNX model ({first})") from None
         embedded = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        self._set_info(_info_for(self.path, embedded))
+        self._set_info(_info_for(self.path, embedded, sign_map))
         inputs = self.session.get_inputs()
         self.output_name = self.session.get_outputs()[0].name
         raw = [i for i in inputs if _is_raw_shape(i.shape)]
@@ -253,6 +280,7 @@ class OnnxPredictor(_ExportedPredictor):
             self.raw_input, self.raw_name, self.raw_rank = True, raw[0].name, len(raw[0].shape)
             return
         self.raw_input = False
+        _check_features_metadata(self.path, embedded)
         x = [i for i in inputs if len(i.shape) == 3 and i.name != MIRROR_INPUT]
         mask = [i for i in inputs if len(i.shape) == 2]
         self.mirror_name = MIRROR_INPUT if any(i.name == MIRROR_INPUT for i in inputs) else None
@@ -346,7 +374,7 @@ def _tflite_metadata(path: Path, key: str) -> bytes | None:
 class TFLitePredictor(_ExportedPredictor):
     """A ``.tflite`` file run with the LiteRT interpreter (``ai_edge_litert``)."""
 
-    def __init__(self, path: str | Path, threads: int = 1):
+    def __init__(self, path: str | Path, threads: int = 1, sign_map: str | Path | None = None):
         self.path = Path(path)
         try:
             from ai_edge_litert.interpreter import Interpreter
@@ -359,7 +387,8 @@ class TFLitePredictor(_ExportedPredictor):
         except Exception as exc:  # the interpreter raises ValueError/RuntimeError for foreign files
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"{self.path}: not a readable TFLite model ({first})") from None
-        self._set_info(_info_for(self.path, _tflite_metadata(self.path, METADATA_KEY)))
+        embedded = _tflite_metadata(self.path, METADATA_KEY)
+        self._set_info(_info_for(self.path, embedded, sign_map))
         signatures = self.interpreter.get_signature_list()
         if not signatures:
             raise ModelError(f"{self.path}: the TFLite model has no signature (export it with a serving signature)")
@@ -374,6 +403,7 @@ class TFLitePredictor(_ExportedPredictor):
             self.raw_input, self.raw_name, self.raw_rank = True, raw[0], len(shapes[raw[0]])
             return
         self.raw_input = False
+        _check_features_metadata(self.path, embedded)
         x = [n for n, s in shapes.items() if len(s) == 3]
         mask = [n for n, s in shapes.items() if len(s) == 2]
         if len(x) != 1 or len(mask) > 1 or len(inputs) != len(x) + len(mask):
@@ -402,8 +432,13 @@ class TFLitePredictor(_ExportedPredictor):
         return self.runner(**{self.raw_name: value})[self.output_name]
 
 
-def load_predictor(path: str | Path, checkpoint: str = "best") -> BasePredictor:
-    """A predictor for a run directory, an ``.onnx`` or a ``.tflite`` file (chosen by kind)."""
+def load_predictor(path: str | Path, checkpoint: str = "best", sign_map: str | Path | None = None) -> BasePredictor:
+    """A predictor for a run directory, an ``.onnx`` or a ``.tflite`` file (chosen by kind).
+
+    ``sign_map`` (``sign_to_prediction_index_map.json``) lets a model file without islr metadata
+    predict when it has the Kaggle signature (raw landmarks in, e.g. a community model), and
+    renames an islr export's signs.
+    """
     path = Path(path)
     if path.is_dir():
         if (path / "config.yaml").exists():
@@ -413,11 +448,11 @@ def load_predictor(path: str | Path, checkpoint: str = "best") -> BasePredictor:
     elif path.suffix.lower() == ".onnx":
         if not path.exists():
             raise ModelError(f"{path}: file not found")
-        return OnnxPredictor(path)
+        return OnnxPredictor(path, sign_map=sign_map)
     elif path.suffix.lower() == ".tflite":
         if not path.exists():
             raise ModelError(f"{path}: file not found")
-        return TFLitePredictor(path)
+        return TFLitePredictor(path, sign_map=sign_map)
     elif not path.exists():
         raise ModelError(f"{path}: not found (expected a run directory, .onnx or .tflite file)")
     raise ModelError(f"{path}: not a run directory, .onnx or .tflite file")
