@@ -27,7 +27,8 @@ from islr.config import PreprocessConfig
 from islr.data.landmarks import HANDS, ROWS_PER_FRAME
 from islr.data.preprocess import _EPS, coord_indices, feature_points, prepared_rows
 
-__all__ = ["resize_matrix", "tf_interpolate_gaps", "tf_motion", "tf_normalize", "tf_preprocess", "tf_resize"]
+__all__ = ["resize_matrix", "tf_featurize", "tf_interpolate_gaps", "tf_motion", "tf_normalize", "tf_prepare",
+           "tf_preprocess", "tf_resize"]
 
 
 def _nan_mask(x: tf.Tensor) -> tf.Tensor:
@@ -163,6 +164,11 @@ def tf_preprocess(raw: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
 
     Needs ``T >= 1`` (the Kaggle contract always has frames).
     """
+    return tf_featurize(tf_prepare(raw, cfg), cfg)
+
+
+def tf_prepare(raw: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
+    """Raw ``(T, 543, 3)`` -> prepared ``(L, P, C)`` with NaN, as :func:`islr.data.preprocess.prepare`."""
     rows = prepared_rows(cfg)
     coords = coord_indices(cfg)
     raw = tf.reshape(tf.convert_to_tensor(raw, tf.float32), [-1, ROWS_PER_FRAME, 3])
@@ -180,6 +186,12 @@ def tf_preprocess(raw: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
         x = tf.boolean_mask(x, keep)
     if cfg.length_mode == "variable":
         x = x[: cfg.max_len]
+    return x
+
+
+def tf_featurize(x: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
+    """Prepared ``(L, P, C)`` -> features ``(L', F)``, as :func:`islr.data.preprocess.featurize`."""
+    coords = coord_indices(cfg)
     x = tf_normalize(x, cfg)
     # Reshape with the static width, so the graph knows the feature dimension.
     x = tf.reshape(x, [-1, feature_points(cfg) * len(coords)])
