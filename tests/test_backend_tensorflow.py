@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 
 import numpy as np
 import pytest
@@ -19,8 +18,9 @@ except RuntimeError:
     pass
 
 from islr.backends import get_backend  # noqa: E402
-from islr.backends.tensorflow_backend import SUFFIX, read_checkpoint, select_devices  # noqa: E402
+from islr.backends.tensorflow_backend import SUFFIX, select_devices  # noqa: E402
 from islr.backends.tf_data import DatasetWithLen, from_loader, to_tf_dataset  # noqa: E402
+from islr.checkpoint_format import read_checkpoint  # noqa: E402
 from islr.config import ExperimentConfig  # noqa: E402
 from islr.errors import ConfigError, ModelError  # noqa: E402
 from islr.models.registry import register_model, unregister_model  # noqa: E402
@@ -204,7 +204,7 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path):
     backend.train_epoch(batches, 0)
     extra = {"config": {"a": 1}, "sign_map": {"hello": 0}, "array": np.arange(4)}
     backend.save_checkpoint(tmp_path / "last", extra)
-    assert (tmp_path / f"last{SUFFIX}").exists() and not list(tmp_path.glob("*.tmp"))
+    assert SUFFIX == ".safetensors" and (tmp_path / f"last{SUFFIX}").exists() and not list(tmp_path.glob("*tmp"))
     other = make_cfg(optimizer="radam_lookahead", lr=0.01, seed=99)  # another seed: all state comes from the file
     other.model.params = dict(cfg.model.params)
     restored = make_backend(other, 3)
@@ -224,11 +224,13 @@ def test_bad_checkpoints_raise_model_error(tmp_path):
     backend = make_backend(make_cfg())
     with pytest.raises(ModelError, match="not found"):
         backend.load_checkpoint(tmp_path / "missing")
-    (tmp_path / f"junk{SUFFIX}").write_bytes(b"not a pickle")
-    with pytest.raises(ModelError, match="not a readable"):
+    (tmp_path / f"junk{SUFFIX}").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ModelError, match="not a valid islr checkpoint"):
         read_checkpoint(tmp_path / f"junk{SUFFIX}")
-    (tmp_path / f"foreign{SUFFIX}").write_bytes(pickle.dumps({"format": "other"}))
-    with pytest.raises(ModelError, match="not an islr TensorFlow checkpoint"):
+    from safetensors.numpy import save
+
+    (tmp_path / f"foreign{SUFFIX}").write_bytes(save({"w": np.zeros(3, np.float32)}))
+    with pytest.raises(ModelError, match="without islr's header"):
         backend.load_checkpoint(tmp_path / "foreign")
     backend.save_checkpoint(tmp_path / "small", {})
     bigger = make_cfg()

@@ -38,7 +38,7 @@ def test_cv_folds_seeds_ensemble_and_resume(synth_dir, tmp_path):
     np.testing.assert_allclose(ens.logits(raw), np.mean(members, axis=0), atol=1e-5)
 
     # A second call finds every member finished and trains nothing (resume of a killed CV).
-    stamp = {p: p.stat().st_mtime for p in (tmp_path / "cv").rglob("last.pt")}
+    stamp = {p: p.stat().st_mtime for p in (tmp_path / "cv").rglob("last.safetensors")}
     again = cross_validate(cfg, tmp_path / "cv", folds=3, seeds=2)
     assert {p: p.stat().st_mtime for p in stamp} == stamp
     assert again.summary["val_accuracy"] == result.summary["val_accuracy"]

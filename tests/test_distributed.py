@@ -26,4 +26,4 @@ def test_torchrun_two_processes_write_one_run(synth_dir, tmp_path):
     assert done.stdout.count("run: ") == 1  # only the first process reports
     history = json.loads((run / "history.json").read_text())
     assert len(history) == 2 and all(r["loss"] > 0 for r in history)
-    assert (run / "checkpoints" / "best.pt").exists()
+    assert (run / "checkpoints" / "best.safetensors").exists()

@@ -96,7 +96,7 @@ def test_report_is_one_self_contained_page(trained, tmp_path):
     assert stats == result.stats and stats.parameters == trained.num_parameters
     assert stats.threads == 1 and stats.latency_ms > 0
     assert stats.checkpoint_mb == pytest.approx(checkpoint_mb(trained.run_dir), abs=1e-3)
-    assert stats.checkpoint_mb == pytest.approx((Path(trained.run_dir) / "checkpoints" / "best.pt").stat().st_size / 1e6, abs=1e-3)
+    assert stats.checkpoint_mb == pytest.approx((Path(trained.run_dir) / "checkpoints" / "best.safetensors").stat().st_size / 1e6, abs=1e-3)
 
 
 def test_signer_dependent_split_is_named(synth_dir, tmp_path):

@@ -26,7 +26,7 @@ def test_learns_synthetic_task_and_writes_run_dir(synth_dir, tmp_path):
     assert history[-1]["val_accuracy"] > 0.5
     assert result.test_metrics["accuracy"] > 0.5
     assert {"config.yaml", "sign_map.json", "split.json", "history.csv", "test_metrics.json"} <= {p.name for p in run.iterdir()}
-    assert (run / "checkpoints" / "best.pt").exists() and (run / "checkpoints" / "last.pt").exists()
+    assert (run / "checkpoints" / "best.safetensors").exists() and (run / "checkpoints" / "last.safetensors").exists()
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 100
     split = json.loads((run / "split.json").read_text())
@@ -35,13 +35,13 @@ def test_learns_synthetic_task_and_writes_run_dir(synth_dir, tmp_path):
 
 
 def test_checkpoint_carries_config_and_sign_map(synth_dir, tmp_path):
-    from islr.backends.torch_backend import read_checkpoint
+    from islr.checkpoint_format import read_checkpoint
 
     cfg = tiny_config(synth_dir, tmp_path / "cache", **{"train.epochs": 1})
     train(cfg, tmp_path / "run")
-    blob = read_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
-    assert blob["extra"]["config"]["model"]["name"] == "transformer"
-    assert blob["extra"]["sign_map"] == json.loads((synth_dir / "sign_to_prediction_index_map.json").read_text())
+    ckpt = read_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors", "torch")
+    assert ckpt.extra["config"]["model"]["name"] == "transformer"
+    assert ckpt.extra["sign_map"] == json.loads((synth_dir / "sign_to_prediction_index_map.json").read_text())
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(synth_dir, tmp_path):
@@ -64,10 +64,12 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(synth_dir, tmp_pat
     a = [round(r["loss"], 6) for r in straight.history]
     b = [round(r["loss"], 6) for r in resumed.history]
     assert a == b
-    wa = torch.load(tmp_path / "a" / "checkpoints" / "last.pt", weights_only=False)["state"]["model"]
-    wb = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)["state"]["model"]
+    from islr.checkpoint_format import read_checkpoint
+
+    wa = read_checkpoint(tmp_path / "a" / "checkpoints" / "last").state["model"]
+    wb = read_checkpoint(tmp_path / "b" / "checkpoints" / "last").state["model"]
     for key in wa:
-        assert torch.allclose(wa[key], wb[key], atol=1e-6), key
+        np.testing.assert_allclose(wa[key], wb[key], atol=1e-6, err_msg=key)
 
 
 def test_early_stopping_stops_when_the_metric_stalls(synth_dir, tmp_path):

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "tune": "tune",
     "report": "report",
     "compare": "compare",
+    "convert-checkpoint": "convert_checkpoint",
     "import": "import_cmd",
     "config": "config_cmd",
 }

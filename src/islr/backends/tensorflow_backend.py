@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
-import pickle
 import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -52,14 +52,22 @@ import tensorflow as tf  # noqa: E402
 
 from islr.backends.base import Batch  # noqa: E402
 from islr.backends.tf_optimizers import OptimizerSpec, build_optimizer  # noqa: E402
+from islr.checkpoint_format import (  # noqa: E402
+    SUFFIX,
+    check_extra,
+    expect,
+    expect_keys,
+    read_checkpoint,
+    write_checkpoint,
+)
 from islr.config import ExperimentConfig  # noqa: E402
-from islr.errors import ConfigError, ModelError  # noqa: E402
+from islr.errors import ConfigError, ModelError, TrainingError  # noqa: E402
 from islr.models.registry import create_model  # noqa: E402
 from islr.training.prefetch import prefetch  # noqa: E402
 from islr.training.schedules import learning_rate  # noqa: E402
 
-SUFFIX = ".pkl"
-FORMAT = "islr-tensorflow-1"
+#: Batches between two reads of the loss on a GPU (each read waits for the device).
+CHECK_EVERY_ACCELERATOR = 32
 _SUM = tf.distribute.ReduceOp.SUM
 
 
@@ -127,6 +135,8 @@ class TensorFlowBackend:
         self.cfg: ExperimentConfig | None = None
         self.rank = 0
         self._lr = 0.0
+        #: Batches between two host reads of loss and accuracy (1 on the CPU, where a read is free).
+        self.check_every = 1
         self._functions: dict[str, Callable[..., Any]] = {}
 
     # -- set-up ------------------------------------------------------------------------------
@@ -151,6 +161,7 @@ class TensorFlowBackend:
             self.opt: OptimizerSpec = build_optimizer(self.trainable, cfg.train, loss_scaling=self.mixed)
         self._functions = {}
         self._lr = learning_rate(cfg.train, 0.0)
+        self.check_every = CHECK_EVERY_ACCELERATOR if on_gpu else 1
 
     @contextlib.contextmanager
     def _scope(self) -> Iterator[None]:
@@ -331,23 +342,21 @@ class TensorFlowBackend:
         assert self.model is not None and self.cfg is not None, "call setup() first"
         step = self._train_function(self._awp_active(epoch))
         limit = self.cfg.train.limit_batches or None
-        total_loss, correct, seen = 0.0, 0, 0
+        totals = {"loss": 0.0, "correct": 0, "seen": 0}
+        # Loss and correct count stay on the device and are read every ``check_every`` batches in
+        # one transfer; the first non-finite batch is still named exactly.
+        pending: list[tuple[int, Any, Any, int, float]] = []
         with self._scope():
             for index, batch in enumerate(prefetch(itertools.islice(batches, limit))):
                 self._lr = learning_rate(self.cfg.train, epoch + index / self.steps_per_epoch)
                 x, mask, y = self._tensors(batch)
                 loss, batch_correct = step(x, mask, y, tf.constant(self._lr, tf.float32))
-                n = int(y.shape[0])
-                batch_loss = float(loss)
-                if not np.isfinite(batch_loss):
-                    raise ModelError(f"loss became {batch_loss} at epoch {epoch + 1}, batch {index}; lower train.lr?")
-                batch_correct = int(batch_correct)
-                total_loss += batch_loss * n
-                correct += batch_correct
-                seen += n
-                if on_batch is not None:
-                    on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / max(n, 1), "lr": self._lr})
-        return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1), "samples": seen}
+                pending.append((index, loss, batch_correct, int(y.shape[0]), self._lr))
+                if len(pending) >= self.check_every:
+                    _drain(pending, totals, epoch, on_batch)
+            _drain(pending, totals, epoch, on_batch)
+        seen = totals["seen"]
+        return {"loss": totals["loss"] / max(seen, 1), "accuracy": totals["correct"] / max(seen, 1), "samples": seen}
 
     def predict_logits(self, batches: Iterable[Batch]) -> np.ndarray:
         assert self.model is not None, "call setup() first"
@@ -398,11 +407,12 @@ class TensorFlowBackend:
         """Numpy copies of every model variable (seed-generator states included), the optimizer's
         variables, Lookahead's slow weights, the loss scale, the RNG states and the current LR."""
         return {
-            "model": [v.numpy() for v in self.model.variables],
+            # np.asarray: a 0-d variable's numpy() is a numpy scalar; the checkpoint keeps arrays.
+            "model": [np.asarray(v.numpy()) for v in self.model.variables],
             "model_paths": [v.path for v in self.model.variables],
-            "optimizer": [v.numpy() for v in self.opt.inner.variables],
-            "loss_scale": [v.numpy() for v in self._loss_scale_variables()],
-            "lookahead": [v.numpy() for v in self.opt.lookahead.slow] if self.opt.lookahead else [],
+            "optimizer": [np.asarray(v.numpy()) for v in self.opt.inner.variables],
+            "loss_scale": [np.asarray(v.numpy()) for v in self._loss_scale_variables()],
+            "lookahead": [np.asarray(v.numpy()) for v in self.opt.lookahead.slow] if self.opt.lookahead else [],
             "python_random": random.getstate(),
             "numpy_random": np.random.get_state(),  # noqa: NPY002 - the global state is what resumes
             "keras_global_seed": _keras_global_seed_state(),
@@ -431,20 +441,61 @@ class TensorFlowBackend:
         self._lr = float(state["lr"])
 
     def save_checkpoint(self, path: Path, extra: dict[str, Any]) -> None:
-        """Write one pickle ``<path>.pkl`` with :meth:`state` and ``extra``, atomically."""
-        target = Path(path).with_suffix(SUFFIX)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "wb") as handle:
-            pickle.dump({"format": FORMAT, "state": self.state(), "extra": extra}, handle, protocol=pickle.HIGHEST_PROTOCOL)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)  # atomic: a run killed while saving keeps the previous file
+        """Write ``<path>.safetensors`` (tensors + JSON, no pickle) with :meth:`state` and ``extra``, atomically."""
+        write_checkpoint(path, "tensorflow", self.state(), extra)
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
-        blob = read_checkpoint(Path(path).with_suffix(SUFFIX))
-        self.load_state(blob["state"])
-        return blob["extra"]
+        """Restore ``<path>.safetensors``; anything that does not fit raises ModelError naming it."""
+        ckpt = read_checkpoint(path, "tensorflow")
+        check_state(ckpt.state, ckpt.path)
+        check_extra(ckpt.extra, ckpt.path)
+        try:
+            self.load_state(ckpt.state)
+        except ModelError as exc:
+            raise ModelError(f"{ckpt.path}: {exc}") from None
+        except (ValueError, TypeError, KeyError, IndexError) as exc:
+            reason = " ".join(str(exc).split())[:400]
+            raise ModelError(f"{ckpt.path}: does not fit this model or optimizer ({reason})") from None
+        return ckpt.extra
+
+
+def _drain(pending: list[tuple[int, Any, Any, int, float]], totals: dict[str, Any], epoch: int,
+           on_batch: Callable[[int, dict[str, float]], None] | None) -> None:
+    """Read the pending batches' losses in one transfer; stop at the first non-finite one."""
+    if not pending:
+        return
+    losses = tf.stack([p[1] for p in pending]).numpy().astype(float).tolist()
+    corrects = tf.stack([p[2] for p in pending]).numpy().tolist()
+    for (index, _, _, n, lr), batch_loss, batch_correct in zip(pending, losses, corrects, strict=True):
+        if not math.isfinite(batch_loss):
+            pending.clear()
+            raise TrainingError(batch_loss, epoch, index)
+        totals["loss"] += batch_loss * n
+        totals["correct"] += int(batch_correct)
+        totals["seen"] += n
+        if on_batch is not None:
+            on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / max(n, 1), "lr": lr})
+    pending.clear()
+
+
+def check_state(state: dict[str, Any], source: Path) -> None:
+    """The TensorFlow state's top level: known keys, variables as lists of arrays, RNG states."""
+    optional = {"model_paths", "optimizer", "loss_scale", "lookahead", "python_random", "numpy_random",
+                "keras_global_seed", "lr"}
+    expect_keys(state, {"model"}, optional, "state", source)
+    for key in ("model", "optimizer", "loss_scale", "lookahead"):
+        if key in state:
+            for i, value in enumerate(expect(state[key], list, f"state/{key}", source)):
+                expect(value, np.ndarray, f"state/{key}/{i}", source)
+    for i, name in enumerate(expect(state.get("model_paths", []), list, "state/model_paths", source)):
+        expect(name, str, f"state/model_paths/{i}", source)
+    if "optimizer" in state:
+        expect_keys(state, {"model", "optimizer", "lookahead", "python_random", "numpy_random", "lr"}, optional, "state", source)
+        expect(state["lr"], (float, int), "state/lr", source)
+        expect(state["python_random"], (tuple, list), "state/python_random", source)
+        expect(state["numpy_random"], (tuple, list), "state/numpy_random", source)
+        if state.get("keras_global_seed") is not None:
+            expect(state["keras_global_seed"], np.ndarray, "state/keras_global_seed", source)
 
 
 def _assign_arrays(variables: list[Any], arrays: list[np.ndarray], what: str, paths: list[str] | None = None) -> None:
@@ -482,21 +533,6 @@ def _set_keras_global_seed_state(value: np.ndarray | None) -> None:
 def _as_tuple_state(state: Any) -> tuple:
     version, internal, gauss = state
     return (version, tuple(internal), gauss)
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load an islr TensorFlow checkpoint file (our own pickle, so unpickling it is trusted)."""
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"{path}: checkpoint not found")
-    try:
-        with open(path, "rb") as handle:
-            blob = pickle.load(handle)
-    except Exception as exc:  # corrupt or foreign file
-        raise ModelError(f"{path}: not a readable islr TensorFlow checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
-        raise ModelError(f"{path}: not an islr TensorFlow checkpoint")
-    return blob
 
 
 def create_backend(**kwargs: Any) -> TensorFlowBackend:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,13 +14,23 @@ import torch
 from torch import nn
 
 from islr.backends.base import Batch
+from islr.checkpoint_format import (
+    SUFFIX,
+    check_extra,
+    expect,
+    expect_keys,
+    map_arrays,
+    read_checkpoint,
+    write_checkpoint,
+)
 from islr.config import ExperimentConfig
-from islr.errors import ConfigError, ModelError
+from islr.errors import ConfigError, ModelError, TrainingError
 from islr.models.registry import create_model
 from islr.training.prefetch import prefetch
 from islr.training.schedules import learning_rate
 
-SUFFIX = ".pt"
+#: Batches between two reads of the loss on an accelerator (each read waits for the device).
+CHECK_EVERY_ACCELERATOR = 32
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -45,11 +56,22 @@ class Lookahead(torch.optim.Optimizer):
 
     def __init__(self, inner: torch.optim.Optimizer, k: int = 5, alpha: float = 0.5):
         self.inner, self.k, self.alpha = inner, k, alpha
-        self.param_groups = inner.param_groups
-        self.defaults = inner.defaults
-        self.state = inner.state
         self.steps = 0
         self.slow = [[p.detach().clone() for p in g["params"]] for g in self.param_groups]
+
+    # Views of the inner optimizer's attributes, never copies: ``inner.load_state_dict`` rebinds
+    # them to new objects, and a stale alias would let the LR schedule set dead param groups.
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:  # type: ignore[override]
+        return self.inner.param_groups
+
+    @property
+    def state(self) -> Any:  # type: ignore[override]
+        return self.inner.state
+
+    @property
+    def defaults(self) -> dict[str, Any]:  # type: ignore[override]
+        return self.inner.defaults
 
     def step(self, closure: Callable | None = None) -> Any:  # type: ignore[override]
         loss = self.inner.step(closure)
@@ -104,6 +126,8 @@ class TorchBackend:
     def __init__(self) -> None:
         self.model: nn.Module | None = None
         self.cfg: ExperimentConfig | None = None
+        #: Batches between two host reads of loss and accuracy (1 on the CPU, where a read is free).
+        self.check_every = 1
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self._lr = 0.0
@@ -128,6 +152,7 @@ class TorchBackend:
         self.amp_dtype = torch.bfloat16 if self.amp and torch.cuda.is_bf16_supported() else torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self._lr = learning_rate(cfg.train, 0.0)
+        self.check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR
 
     def set_class_weights(self, weights: np.ndarray | None) -> None:
         """Loss = batch mean of ``weights[y] *`` the label-smoothed cross-entropy (None: unweighted)."""
@@ -198,7 +223,11 @@ class TorchBackend:
             # drop the remainder batches that not every process would get.
             total = min(len(batches), limit) if limit else len(batches)  # type: ignore[arg-type]
             limit = total - total % self.world_size
-        total_loss, correct, seen = 0.0, 0, 0
+        totals = {"loss": 0.0, "correct": 0, "seen": 0}
+        # Loss and correct count stay on the device and are read every ``check_every`` batches
+        # in one transfer (a read waits for the device); the first non-finite batch is still
+        # named exactly, and nothing is saved before the epoch ends.
+        pending: list[tuple[int, torch.Tensor, torch.Tensor, int, float]] = []
         for index, batch in enumerate(prefetch(itertools.islice(batches, limit))):
             if self.world_size > 1 and index % self.world_size != self.rank:
                 continue  # each process takes every world_size-th batch
@@ -216,17 +245,32 @@ class TorchBackend:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            n = len(y)
-            batch_loss = float(loss.detach())
-            if not np.isfinite(batch_loss):
-                raise ModelError(f"loss became {batch_loss} at epoch {epoch + 1}, batch {index}; lower train.lr?")
-            batch_correct = int((logits.detach().argmax(-1) == y).sum())
-            total_loss += batch_loss * n
-            correct += batch_correct
-            seen += n
+            pending.append((index, loss.detach(), (logits.detach().argmax(-1) == y).sum(), len(y), self._lr))
+            if len(pending) >= self.check_every:
+                self._drain(pending, totals, epoch, on_batch)
+        self._drain(pending, totals, epoch, on_batch)
+        seen = totals["seen"]
+        return {"loss": totals["loss"] / max(seen, 1), "accuracy": totals["correct"] / max(seen, 1),
+                "samples": seen * self.world_size}
+
+    @staticmethod
+    def _drain(pending: list[tuple[int, torch.Tensor, torch.Tensor, int, float]], totals: dict[str, Any], epoch: int,
+               on_batch: Callable[[int, dict[str, float]], None] | None) -> None:
+        """Read the pending batches' losses in one transfer; stop at the first non-finite one."""
+        if not pending:
+            return
+        losses = torch.stack([p[1].float() for p in pending]).tolist()
+        corrects = torch.stack([p[2] for p in pending]).tolist()
+        for (index, _, _, n, lr), batch_loss, batch_correct in zip(pending, losses, corrects, strict=True):
+            if not math.isfinite(batch_loss):
+                pending.clear()
+                raise TrainingError(batch_loss, epoch, index)
+            totals["loss"] += batch_loss * n
+            totals["correct"] += int(batch_correct)
+            totals["seen"] += n
             if on_batch is not None:
-                on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / n, "lr": self._lr})
-        return {"loss": total_loss / max(seen, 1), "accuracy": correct / max(seen, 1), "samples": seen * self.world_size}
+                on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / n, "lr": lr})
+        pending.clear()
 
     @torch.no_grad()
     def predict_logits(self, batches: Iterable[Batch]) -> np.ndarray:
@@ -267,12 +311,18 @@ class TorchBackend:
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
+        """Weights, optimizer, grad scaler, the CPU RNG and, on CUDA, this device's RNG, the LR.
+
+        Only the current CUDA device's RNG state is kept (not every visible GPU's), so a resume
+        works on fewer GPUs and opens no CUDA context on other devices.
+        """
+        on_cuda = self.device.type == "cuda"
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if on_cuda else None,
             "lr": self._lr,
         }
 
@@ -282,33 +332,60 @@ class TorchBackend:
             self.optimizer.load_state_dict(state["optimizer"])
             self.scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["torch_rng"])
-            if state.get("cuda_rng") and torch.cuda.is_available():
-                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            cuda_rng = state.get("cuda_rng")
+            if cuda_rng is not None and self.device.type == "cuda" and torch.cuda.is_available():
+                torch.cuda.set_rng_state(cuda_rng, self.device)
             self._lr = state["lr"]
 
     def save_checkpoint(self, path: Path, extra: dict[str, Any]) -> None:
-        target = Path(path).with_suffix(SUFFIX)
-        tmp = target.with_suffix(".tmp")
-        torch.save({"format": "islr-torch-1", "state": self.state(), "extra": extra}, tmp)
-        os.replace(tmp, target)  # atomic: a run killed while saving keeps the previous file
+        """Write ``<path>.safetensors`` (tensors + JSON, no pickle) atomically."""
+        write_checkpoint(path, "torch", state_to_numpy(self.state()), extra)
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
-        blob = read_checkpoint(Path(path).with_suffix(SUFFIX))
-        self.load_state(blob["state"])
-        return blob["extra"]
+        """Restore ``<path>.safetensors``; anything that does not fit raises ModelError naming it."""
+        ckpt = read_checkpoint(path, "torch")
+        check_state(ckpt.state, ckpt.path)
+        check_extra(ckpt.extra, ckpt.path)
+        state = map_arrays(ckpt.state, lambda a: torch.from_numpy(np.array(a)))
+        try:
+            self.load_state(state)
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as exc:
+            reason = " ".join(str(exc).split())[:400]
+            raise ModelError(f"{ckpt.path}: does not fit this model or optimizer ({reason})") from None
+        return ckpt.extra
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Load an islr torch checkpoint file (our own files, so full unpickling is allowed)."""
-    if not path.exists():
-        raise ModelError(f"{path}: checkpoint not found")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # corrupt or foreign file
-        raise ModelError(f"{path}: not a readable islr torch checkpoint ({type(exc).__name__}: {exc})") from None
-    if not isinstance(blob, dict) or blob.get("format") != "islr-torch-1":
-        raise ModelError(f"{path}: not an islr torch checkpoint")
-    return blob
+def state_to_numpy(tree: Any) -> Any:
+    """``tree`` with every torch tensor as a numpy array (CPU copy), ready for the checkpoint file."""
+    if isinstance(tree, torch.Tensor):
+        tensor = tree.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            raise ModelError("a bfloat16 tensor cannot go into a checkpoint (keep master weights in float32)")
+        return tensor.numpy().copy()
+    if isinstance(tree, dict):
+        return {k: state_to_numpy(v) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return tuple(state_to_numpy(v) for v in tree)
+    if isinstance(tree, list):
+        return [state_to_numpy(v) for v in tree]
+    return tree
+
+
+def check_state(state: dict[str, Any], source: Path) -> None:
+    """The torch state's top level: known keys, weights as named arrays, RNG as bytes."""
+    expect_keys(state, {"model"}, {"optimizer", "scaler", "torch_rng", "cuda_rng", "lr"}, "state", source)
+    for name, value in expect(state["model"], dict, "state/model", source).items():
+        expect(name, str, "state/model key", source)
+        expect(value, np.ndarray, f"state/model/{name}", source)
+    if "optimizer" in state:
+        expect_keys(state, {"model", "optimizer", "scaler", "torch_rng", "lr"}, {"cuda_rng"}, "state", source)
+        expect(state["optimizer"], dict, "state/optimizer", source)
+        expect(state["scaler"], dict, "state/scaler", source)
+        expect(state["lr"], (float, int), "state/lr", source)
+        for key in ("torch_rng", "cuda_rng"):
+            rng = state.get(key)
+            if rng is not None and not (isinstance(rng, np.ndarray) and rng.dtype == np.uint8 and rng.ndim == 1):
+                raise ModelError(f"{source}: not a valid islr checkpoint (state/{key}: expected a 1-d uint8 array)")
 
 
 def create_backend(**kwargs: Any) -> TorchBackend:

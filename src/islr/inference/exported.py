@@ -139,7 +139,7 @@ def read_sidecar(path: str | Path) -> ExportInfo:
     path = Path(path)
     target = path if path.name.endswith(SIDECAR_SUFFIX) else sidecar_path(path)
     try:
-        text = target.read_text()
+        text = target.read_bytes()  # parse_metadata refuses bytes that are not UTF-8 JSON
     except FileNotFoundError:
         raise ModelError(f"{target}: sidecar not found") from None
     return parse_metadata(text, target)

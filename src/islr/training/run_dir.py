@@ -63,13 +63,16 @@ class RunDir:
         path = self.path / name
         if not path.exists():
             raise ConfigError(f"{self.path}: missing {name}")
-        return json.loads(path.read_text())
+        return _parse_json(path)
 
     def save_sign_map(self, sign_map: dict[str, int]) -> None:
         self.write_json("sign_map.json", sign_map)
 
     def load_sign_map(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in self.read_json("sign_map.json").items()}
+        data = self.read_json("sign_map.json")
+        if not isinstance(data, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in data.values()):
+            raise ConfigError(f"{self.path / 'sign_map.json'}: expected a JSON object of sign -> class index")
+        return {str(k): int(v) for k, v in data.items()}
 
     def write_history(self, rows: list[dict[str, Any]]) -> None:
         self.write_json("history.json", rows)
@@ -83,7 +86,10 @@ class RunDir:
 
     def read_history(self) -> list[dict[str, Any]]:
         path = self.path / "history.json"
-        return json.loads(path.read_text()) if path.exists() else []
+        rows = _parse_json(path) if path.exists() else []
+        if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+            raise ConfigError(f"{path}: expected a JSON list of per-epoch objects")
+        return rows
 
     def checkpoint(self, tag: str, suffix: str) -> Path:
         return self.checkpoints / f"{tag}{suffix}"
@@ -91,3 +97,11 @@ class RunDir:
     @staticmethod
     def from_config_dict(data: dict[str, Any]) -> ExperimentConfig:
         return from_dict(ExperimentConfig, data)
+
+
+def _parse_json(path: Path) -> Any:
+    """JSON of a run file; anything else (binary, broken) is a ConfigError naming the file."""
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid JSON ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from islr.backends.base import Backend
+from islr.checkpoint_format import checkpoint_file
 from islr.config import ExperimentConfig, to_dict
-from islr.errors import ConfigError
+from islr.errors import ConfigError, ModelError
 from islr.training.callbacks import (
     Checkpoint,
     DynamicAugmentation,
@@ -129,16 +130,30 @@ class Trainer:
             self.backend.save_checkpoint(self.run.checkpoints / tag, self._extra(epoch, logs))
 
     def _resume(self) -> None:
-        extra = self.backend.load_checkpoint(self.run.checkpoints / "last")
-        states = extra.get("callbacks", {})
-        for key, callback in self._stateful_callbacks().items():
-            if key in states:
-                callback.load_state_dict(states[key])
-        if "dropout" in extra.get("logs", {}):
-            self.backend.set_dropout(extra["logs"]["dropout"])
-        random.setstate(_as_random_state(extra["python_random"]))
-        np.random.set_state(tuple(extra["numpy_random"]))  # noqa: NPY002
-        self.epoch = int(extra["epoch"]) + 1
+        # A damaged last checkpoint is an error, not a silent fall-back to best: best may be many
+        # epochs older, and resuming from it would quietly drop those epochs. islr writes
+        # checkpoints atomically, so damage came from outside and the user should see it.
+        last = self.run.checkpoints / "last"
+        try:
+            extra = self.backend.load_checkpoint(last)
+        except ModelError as exc:
+            best = checkpoint_file(self.run.checkpoints / "best")
+            if checkpoint_file(last).exists() and best.exists():
+                raise ModelError(f"{exc}; to resume from the best epoch instead, copy {best} over "
+                                 f"{checkpoint_file(last)}") from None
+            raise
+        try:
+            states = extra.get("callbacks", {})
+            for key, callback in self._stateful_callbacks().items():
+                if key in states:
+                    callback.load_state_dict(states[key])
+            if "dropout" in extra.get("logs", {}):
+                self.backend.set_dropout(extra["logs"]["dropout"])
+            random.setstate(_as_random_state(extra["python_random"]))
+            np.random.set_state(tuple(extra["numpy_random"]))  # noqa: NPY002
+            self.epoch = int(extra["epoch"]) + 1
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{checkpoint_file(last)}: the trainer state in it is unusable ({type(exc).__name__}: {exc})") from None
 
     # -- loop --------------------------------------------------------------------------------
     def evaluate(self, loader: Any) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
