@@ -3,11 +3,14 @@
 ``evaluate_run(run_dir)`` scores the run's own held-out split (rebuilt from its config and
 checked against ``split.json``); with ``data_dir`` and ``split="all"`` it scores every sequence of
 another dataset in Kaggle layout (e.g. unseen signers) with the run's preprocessing and sign map.
+The three output files are written all or none (see :func:`write_all`).
 """
 
 from __future__ import annotations
 
 import csv
+import io
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ import numpy as np
 
 from islr.data.tta import check_tta
 from islr.errors import ConfigError
+from islr.fileio import atomic_path
 from islr.training.metrics import classification_metrics, confusion_matrix, per_class_accuracy
 from islr.training.run_dir import RunDir
 
@@ -55,8 +59,10 @@ def _dataset_for(run: RunDir, cfg: Any, sign_map: dict[str, int], data_dir: str 
     if data_dir and split == "all":
         samples = read_train_csv(data_dir)
         skipped = [(str(s.path), f"sign {s.sign!r} is not in the run's sign map") for s in samples if s.sign not in sign_map]
-        samples = [s for s in samples if s.sign in sign_map]
-        store = build_cache(samples, cfg.preprocess, cfg.data.cache_dir, workers=cfg.data.workers, progress=False)
+        known = [s for s in samples if s.sign in sign_map]
+        # The store over every row (the one `islr preprocess` builds), then the known signs' rows.
+        whole = build_cache(samples, cfg.preprocess, cfg.data.cache_dir, workers=cfg.data.workers, progress=False)
+        store = whole if len(known) == len(samples) else whole.restrict(known)
         return _whole_store(store, cfg, sign_map), f"all of {data_dir}", skipped + list(store.errors)
     if data_dir:
         cfg.data.data_dir = str(data_dir)
@@ -106,6 +112,20 @@ def evaluate_run(run_dir: str | Path, data_dir: str | None = None, split: str = 
     return Evaluation(metrics, logits, labels, dataset.sequence_ids, outputs, skipped, plain)
 
 
+def write_all(files: dict[Path, bytes]) -> None:
+    """Write several files so that a failure leaves every one of them as it was.
+
+    Each goes to a temporary file first; only when all are written and flushed are they renamed
+    over their targets. A full disk raises :class:`~islr.errors.WriteError` naming the file that
+    failed, and every temporary file is removed.
+    """
+    with ExitStack() as stack:
+        for target, data in files.items():
+            # Exits run last-in first-out: the failing file's context names it, the others
+            # only delete their temporary files.
+            stack.enter_context(atomic_path(target)).write_bytes(data)
+
+
 def _write_outputs(out: Path, metrics: dict[str, Any], logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Path]:
     import json
 
@@ -116,12 +136,12 @@ def _write_outputs(out: Path, metrics: dict[str, Any], logits: np.ndarray, label
     per_sign = per_class_accuracy(labels, predictions, n)
     support = np.bincount(labels, minlength=n)
     paths = {"metrics": out / "metrics.json", "per_sign": out / "per_sign_accuracy.csv", "confusion": out / "confusion_matrix.png"}
-    paths["metrics"].write_text(json.dumps(metrics, indent=2))
-    with open(paths["per_sign"], "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["sign", "accuracy", "support"])
-        order = sorted((i for i in range(n) if support[i]), key=lambda i: per_sign[i])
-        writer.writerows([names[i], f"{per_sign[i]:.4f}", int(support[i])] for i in order)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["sign", "accuracy", "support"])
+    order = sorted((i for i in range(n) if support[i]), key=lambda i: per_sign[i])
+    writer.writerows([names[i], f"{per_sign[i]:.4f}", int(support[i])] for i in order)
     png, _, _ = confusion_png(confusion_matrix(labels, predictions, n), names)
-    paths["confusion"].write_bytes(png)
+    write_all({paths["metrics"]: json.dumps(metrics, indent=2).encode(), paths["per_sign"]: text.getvalue().encode(),
+               paths["confusion"]: png})
     return paths

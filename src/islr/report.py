@@ -22,6 +22,7 @@ import numpy as np
 import yaml
 
 from islr.config import to_dict
+from islr.fileio import atomic_write_text
 from islr.htmlpage import Page, card, esc, figure_png, img, pyplot, table
 from islr.training.metrics import confusion_matrix, per_class_accuracy, softmax
 from islr.training.run_dir import RunDir
@@ -300,7 +301,10 @@ def build_report(run_dir: str | Path, out: str | Path, data_dir: str | Path | No
     else:
         why_none = "raw landmark files not available"
     page, images, notes = _page(run, cfg, ev, names, stats, gifs, data_path, why_none)
-    path = page.write(out)
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Atomic: a full disk raises WriteError and leaves the previous report as it was.
+    atomic_write_text(path, page.render())
     return ReportResult(path, ev.metrics, stats, images, notes)
 
 

@@ -24,7 +24,9 @@ data is only read, never written.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -138,6 +140,21 @@ class CacheStore:
         """Total stored frames."""
         return int(self.lengths.sum())
 
+    def restrict(self, samples: Sequence[Sample]) -> CacheStore:
+        """A view holding only the stored rows of ``samples`` (in store order; the data is shared).
+
+        The store is built once over every row of train.csv; exclusions and sign restrictions
+        pick rows from it (so they never trigger a rebuild). ``errors`` keeps only those files.
+        """
+        wanted = {str(s.path) for s in samples}
+        rows = np.array([i for i, p in enumerate(self.paths) if p in wanted], dtype=np.int64)
+        return dataclasses.replace(
+            self, offsets=self.offsets[rows], lengths=self.lengths[rows],
+            participant_ids=self.participant_ids[rows], sequence_ids=self.sequence_ids[rows],
+            signs=[self.signs[i] for i in rows], paths=[self.paths[i] for i in rows],
+            errors=[e for e in self.errors if e[0] in wanted],
+        )
+
     def export_npy(self, out_dir: str | Path, cfg: PreprocessConfig) -> int:
         """Write each sequence's unpadded features as ``out_dir/<participant>/<sequence>.npy``."""
         out_dir = Path(out_dir)
@@ -210,10 +227,12 @@ def _prepare_chunk(task: tuple[int, list[str], PreprocessConfig, str]) -> tuple[
         ok[j] = True
     p, c = points_and_coords(cfg)
     data = np.concatenate(arrays) if arrays else np.zeros((0, p, c), np.float32)
+    # Built in memory (a few MB), then written in one go: a full disk fails one plain write.
+    buffer = io.BytesIO()
+    np.savez(buffer, data=data, lengths=lengths, ok=ok, reasons=np.array(reasons, dtype=str), nonfinite=nonfinite)
     # Shards are scratch (redone if lost), so no fsync; a write error still never leaves a partial one.
     with atomic_path(shard, fsync=False) as tmp, open(tmp, "wb") as f:
-        np.savez(f, data=data, lengths=lengths, ok=ok, reasons=np.array(reasons, dtype=str),
-                 nonfinite=nonfinite)
+        f.write(buffer.getbuffer())
     return chunk, len(paths)
 
 

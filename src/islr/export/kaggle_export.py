@@ -11,7 +11,6 @@ The competition limits the file to 40 MB; :data:`KAGGLE_MAX_BYTES` is checked by
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ from islr.data.preprocess import check_config, feature_dim, preprocess
 from islr.errors import ModelError
 from islr.export.tf_preprocess import tf_preprocess
 from islr.export.tflite_export import GraphModule, convert, interpreter
+from islr.fileio import atomic_write_bytes
 
 INPUT_NAME = "inputs"
 OUTPUT_NAME = "outputs"
@@ -103,9 +103,7 @@ def export_kaggle(model: Any, cfg: PreprocessConfig, num_classes: int, out: str 
     with warnings.catch_warnings():  # Keras warns about the softmax over the 1-frame probe's single key
         warnings.simplefilter("ignore", UserWarning)
         verify_kaggle(blob, model, cfg, _probe_sequences())
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, out)
+    atomic_write_bytes(out, blob)  # a full disk: WriteError, the previous file intact
     return KaggleExport(out, len(blob), num_classes)
 
 

@@ -12,14 +12,17 @@ several batch sizes and frame counts:
 
 Measured with torch 2.13: most models pass route 1; ``lstm`` fails it (torch.export pins the frame
 count of ``nn.LSTM``) and passes route 2; ``hybrid_ensemble`` only exports at a fixed frame count.
+
+The file is written atomically (:mod:`islr.fileio`): a full disk stops the export with a
+:class:`~islr.errors.WriteError` (not "try the next route") and leaves the previous file intact.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import logging
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +32,27 @@ import torch
 from torch import nn
 
 from islr.errors import ModelError
+from islr.fileio import atomic_path
 
 OPSET = 18
 INPUT_NAMES = ["x", "mask"]
 OUTPUT_NAMES = ["logits"]
 #: Largest difference to the eager logits accepted while choosing a route (random inputs).
 VERIFY_ATOL = 1e-4
+#: OSError numbers that mean "this disk cannot take the file", whatever the route.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def _write_failure(exc: BaseException) -> OSError | None:
+    """The disk-full (or read-only) OSError behind an exporter failure, if any."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _WRITE_ERRNOS:
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 @dataclass
@@ -131,25 +149,27 @@ def export_onnx(model: nn.Module, input_dim: int, out: str | Path, fixed_frames:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().to("cpu")
-    tmp = out.with_name(out.name + ".tmp")
     example_frames = min(16, fixed_frames) if fixed_frames > 2 else fixed_frames
     tried: list[str] = []
     routes = [("dynamo", example_frames), ("legacy", example_frames), ("dynamo-fixed", fixed_frames),
               ("legacy-fixed", fixed_frames)]
-    for route, frames in routes:
-        fixed = route.endswith("fixed")
-        shapes = [(3, fixed_frames), (1, fixed_frames)] if fixed else [(3, 5), (1, example_frames), (2, example_frames * 2 + 3)]
-        try:
-            _export(model, tmp, route, input_dim, frames)
-            verify_onnx(tmp, model, input_dim, shapes)
-        except Exception as exc:  # every exporter failure means "try the next route"
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            tried.append(f"{route}: {first[:240]}")
-            tmp.unlink(missing_ok=True)
-            continue
-        os.replace(tmp, out)
-        return OnnxExport(out, route, fixed_frames if fixed else None, tried)
-    raise ModelError(f"{type(model).__name__} could not be exported to ONNX; tried " + "; ".join(tried))
+    with atomic_path(out) as tmp:
+        for route, frames in routes:
+            fixed = route.endswith("fixed")
+            shapes = [(3, fixed_frames), (1, fixed_frames)] if fixed else [(3, 5), (1, example_frames), (2, example_frames * 2 + 3)]
+            try:
+                _export(model, tmp, route, input_dim, frames)
+                verify_onnx(tmp, model, input_dim, shapes)
+            except Exception as exc:  # every exporter failure means "try the next route"...
+                full = _write_failure(exc)
+                if full is not None:  # ...except a full disk: atomic_path makes it a WriteError
+                    raise full from exc
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                tried.append(f"{route}: {first[:240]}")
+                tmp.unlink(missing_ok=True)
+                continue
+            return OnnxExport(out, route, fixed_frames if fixed else None, tried)  # replaces `out`
+        raise ModelError(f"{type(model).__name__} could not be exported to ONNX; tried " + "; ".join(tried))
 
 
 __all__ = ["OPSET", "OnnxExport", "export_onnx", "verify_onnx"]

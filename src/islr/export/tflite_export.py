@@ -15,7 +15,6 @@ and numpy 1.26); export it to ONNX instead.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from islr.errors import ModelError
+from islr.fileio import atomic_write_bytes
 
 #: Largest difference to the eager logits accepted when checking a conversion (random inputs).
 VERIFY_ATOL = 1e-4
@@ -123,9 +123,7 @@ def export_tflite(model: Any, input_dim: int, out: str | Path) -> TFLiteExport:
         except ModelError as exc:
             failures.append(f"batch {'dynamic' if batch is None else batch}: {exc}")
             continue
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, out)
+        atomic_write_bytes(out, blob)  # a full disk: WriteError, the previous file intact
         return TFLiteExport(out, batch, len(blob))
     raise ModelError(f"{type(model).__name__} could not be exported to TFLite; " + "; ".join(failures))
 
