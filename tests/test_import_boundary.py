@@ -13,7 +13,8 @@ FREE = [
     "islr.training.trainer", "islr.training.callbacks", "islr.training.metrics",
     "islr.training.pipeline", "islr.training.tensorboard", "islr.evaluate", "islr.plots",
     "islr.cv", "islr.tune", "islr.report", "islr.compare", "islr.inference.predictor", "islr.inference.ensemble",
-    "islr.inference.live", "islr.inference.exported", "islr.export",
+    "islr.inference.live", "islr.inference.exported", "islr.export", "islr.checkpoint_format",
+    "islr.commands.convert_checkpoint",
 ]
 
 

@@ -6,14 +6,14 @@ of that state: every dict, list, tuple and plain value (config, sign map, epoch,
 counters, hyper-parameters), with each array replaced by a reference to a tensor by name.
 Reading it parses JSON and raw little-endian numbers only, so a file from a stranger can hold
 wrong numbers but never runs code. Both frameworks share the format (a backend turns its own
-tensors into numpy arrays before :func:`write_checkpoint` and back after :func:`read_checkpoint`);
+tensors into numpy arrays before :func:`~islr.checkpoint_format.write_checkpoint` and back after :func:`~islr.checkpoint_format.read_checkpoint`);
 this module imports no framework, so serving code can use it.
 
 What is read is checked strictly: the header must name this format and version, every skeleton
 node must be one of the known kinds, the tensors in the file must be exactly those the skeleton
 references, with numeric dtypes only, and a SHA-256 over the tensor bytes must match (a bit flip
 or a truncated file is refused, not loaded). The file is written through
-:func:`islr.fileio.atomic_path`: a kill or a full disk never leaves a half checkpoint under the
+``islr.fileio.atomic_path``: a kill or a full disk never leaves a half checkpoint under the
 final name.
 
 Older islr versions wrote pickles (``.pt`` by ``torch.save``, ``.pkl``); those are refused with a
@@ -53,7 +53,7 @@ _TENSOR, _DICT, _TUPLE = "$tensor", "$dict", "$tuple"
 
 @dataclass
 class Checkpoint:
-    """What :func:`read_checkpoint` returns: the framework that wrote it and its nested content."""
+    """What :func:`~islr.checkpoint_format.read_checkpoint` returns: the framework that wrote it and its nested content."""
 
     path: Path
     framework: str
@@ -126,7 +126,7 @@ def flatten(tree: Any) -> tuple[Any, dict[str, np.ndarray]]:
 
 
 def unflatten(skeleton: Any, tensors: dict[str, np.ndarray], source: str | Path = "") -> Any:
-    """Rebuild what :func:`flatten` split; every tensor must be referenced exactly once.
+    """Rebuild what :func:`~islr.checkpoint_format.flatten` split; every tensor must be referenced exactly once.
 
     Any node of an unknown kind, a key that is neither str nor int, a reference to a missing
     tensor or a tensor nobody references raises :class:`~islr.errors.ModelError` naming ``source``.
