@@ -1,9 +1,10 @@
 """Build (or reuse) the preprocessed cache: ``islr preprocess DATA_DIR [--config F.yaml]``.
 
-Reads ``DATA_DIR/train.csv``, drops sequences listed in ``data.exclusions``, and prepares every
-file in parallel into a store under ``--cache-dir`` (default ``data.cache_dir``), keyed by the
-preprocessing settings and the input files: an unchanged second run only opens it, an
-interrupted run resumes. Unreadable files are skipped and listed; train.csv rows with a
+Reads ``DATA_DIR/train.csv`` and prepares every file in parallel into a store under
+``--cache-dir`` (default ``data.cache_dir``), keyed by the preprocessing settings and the input
+files: an unchanged second run only opens it, an interrupted run resumes. The store holds every
+row of train.csv, so ``islr train`` opens this same store whatever ``data.exclusions`` or
+``data.signs`` leave out (the counts printed here leave out the excluded rows). Unreadable files are skipped and listed; train.csv rows with a
 non-integer id or a path that escapes DATA_DIR are refused (named by line) and never opened;
 inf/-inf coordinates are treated as missing and counted. ``--export-npy DIR`` also
 writes each sequence's features as ``DIR/<participant>/<sequence>.npy``. Dotted overrides such
@@ -47,7 +48,10 @@ def run(args: argparse.Namespace) -> int:
     excluded = 0
     if cfg.data.exclusions:
         samples, excluded = apply_exclusions(samples, cfg.data.exclusions)
-    store = build_cache(samples, cfg.preprocess, cache_dir, workers=workers, progress=not args.no_progress)
+    # The store holds every row of train.csv (the one training opens, whatever it excludes);
+    # the exclusions only pick the rows reported and exported here.
+    whole = build_cache(table.samples, cfg.preprocess, cache_dir, workers=workers, progress=not args.no_progress)
+    store = whole.restrict(samples) if excluded else whole
     p = cfg.preprocess
     print(f"sequences: {len(store)} ({store.frames} frames) from {len(samples)} listed"
           + (f", {excluded} excluded" if excluded else ""))

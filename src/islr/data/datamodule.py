@@ -1,7 +1,8 @@
 """From an :class:`ExperimentConfig` to train / validation / test datasets.
 
-Reads ``train.csv`` and the sign map, drops excluded sequences (``data.exclusions``), builds or
-opens the preprocessing cache, and splits by ``data.split``: ``participant`` (signer-independent,
+Reads ``train.csv`` and the sign map, builds or opens the preprocessing cache over every row of
+train.csv, keeps the rows that ``data.signs`` and ``data.exclusions`` leave (a view of the one
+store, so changing them never rebuilds it), and splits by ``data.split``: ``participant`` (signer-independent,
 optionally ``data.folds``-fold with ``data.fold`` as validation, the test participants held out
 first) or ``random_stratified`` (the seed's signer-dependent split). Only the training set gets
 an augmenter.
@@ -121,7 +122,8 @@ def build_datasets(cfg: ExperimentConfig, data_dir: str | Path | None = None, pr
         raise DataError(data_dir, "data folder not found (expected train.csv, the sign map and train_landmark_files/)")
     describe = describe_split(cfg.data.split, cfg.data.fold, cfg.data.folds)
     sign_map = read_sign_map(data_dir)
-    samples = read_train_csv(data_dir)
+    every_row = read_train_csv(data_dir)
+    samples = every_row
     if cfg.data.signs:
         sign_map, samples = restrict_signs(sign_map, samples, cfg.data.signs, data_dir)
     sign_names = [name for name, _ in sorted(sign_map.items(), key=lambda kv: kv[1])]
@@ -131,7 +133,10 @@ def build_datasets(cfg: ExperimentConfig, data_dir: str | Path | None = None, pr
     unknown = sorted({s.sign for s in samples} - set(sign_map))
     if unknown:
         raise DataError(data_dir / TRAIN_CSV, f"signs missing from the sign map: {unknown[:10]}")
-    store = build_cache(samples, cfg.preprocess, cfg.data.cache_dir, workers=cfg.data.workers, progress=progress)
+    # One store per preprocessing and dataset, over every row of train.csv (the one `islr
+    # preprocess` builds); exclusions and data.signs then select rows of it, never rebuild it.
+    whole = build_cache(every_row, cfg.preprocess, cfg.data.cache_dir, workers=cfg.data.workers, progress=progress)
+    store = whole if len(samples) == len(every_row) else whole.restrict(samples)
     labels = np.array([sign_map[s] for s in store.signs], dtype=np.int64)
     participants = store.participant_ids
     full = LandmarkDataset(store, labels, cfg.preprocess, participants, store.sequence_ids, sign_names)
