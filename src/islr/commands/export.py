@@ -8,6 +8,7 @@ model's Keras twin (weights copied, logits checked equal). A ``<FILE>.islr.json`
 the preprocessing and sign names is written next to the file. Afterwards the file is compared
 with the eager model on a few sequences (``--check-dir``, else the run's dataset, else synthetic
 ones): the logits must agree within ``--atol`` with the same top-1 (exit code 1 otherwise).
+``--tta mirror`` exports mirror test-time augmentation inside the graph (both passes, logits averaged).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--check-dir", help="parquet files (a folder, searched recursively) for the parity check")
     parser.add_argument("--check-count", type=int, default=8, help="sequences used for the parity check (default 8; 0 skips it)")
     parser.add_argument("--atol", type=float, default=1e-4, help="largest accepted logit difference (default 1e-4)")
+    parser.add_argument("--tta", choices=("none", "mirror"), default="none",
+                        help="mirror: the file averages the logits of each sequence and its mirror (in the graph)")
 
 
 def _check_sequences(args: argparse.Namespace):  # noqa: ANN202 - (raws, sources, where)
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check_count < 0:
         raise ConfigError(f"--check-count must be >= 0, got {args.check_count}")
     raws, sources, where = ([], [], "") if args.check_count == 0 else _check_sequences(args)
-    result = export_run(args.run_dir, args.fmt, args.out, args.checkpoint, raws, sources, args.atol)
+    result = export_run(args.run_dir, args.fmt, args.out, args.checkpoint, raws, sources, args.atol, tta=args.tta)
     print(result.summary())
     if result.parity is not None:
         print(f"(parity sequences from {where})")

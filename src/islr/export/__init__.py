@@ -17,6 +17,10 @@ format            PyTorch run                         Keras (TensorFlow) run
 ``kaggle``        yes, through the Keras twin         yes (preprocessing in the graph)
 ================  ==================================  =====================================
 
+``tta="mirror"`` (``islr export --tta mirror``) puts mirror test-time augmentation in the graph
+(:mod:`islr.export.tta_export`): both passes run in the file and their logits are averaged;
+the metadata says ``"tta": "mirror"`` so the predictors feed it accordingly.
+
 PyTorch -> TFLite goes through the zoo's Keras twin of the model, with the PyTorch weights
 copied in and checked to give the same logits: the direct converters do not fit here
 (``litert-torch`` conflicts with this project's pins, ``onnx2tf`` needs its own environment).
@@ -92,10 +96,10 @@ def _to_cpu(reference: object) -> None:
         backend.device = torch.device("cpu")
 
 
-def _embed_metadata(path: Path, fmt: str, cfg: object, sign_names: list[str]) -> None:
+def _embed_metadata(path: Path, fmt: str, cfg: object, sign_names: list[str], tta: str = "none") -> None:
     from islr.inference.exported import embed_onnx_metadata, embed_tflite_metadata, metadata_json
 
-    text = metadata_json(cfg, sign_names)
+    text = metadata_json(cfg, sign_names, tta=tta)
     if fmt == "onnx":
         embed_onnx_metadata(path, text)
     else:
@@ -110,19 +114,23 @@ def export_run(
     raws: Sequence[np.ndarray] | None = None,
     sources: Sequence[str] = (),
     atol: float = DEFAULT_ATOL,
+    tta: str = "none",
 ) -> ExportResult:
     """Export the ``checkpoint`` of a run directory to ``out`` in format ``fmt``.
 
     With ``raws`` (raw ``(frames, 543, 3)`` sequences), the written file is loaded through
     :func:`islr.inference.exported.load_predictor` and compared with the eager model
     (:func:`islr.export.parity.check_parity`); the result is in ``ExportResult.parity``.
+    With ``tta="mirror"`` the file computes mirror TTA and parity compares with the eager TTA logits.
     """
+    from islr.data.tta import check_tta
     from islr.inference.exported import load_predictor, write_sidecar
     from islr.inference.predictor import RunPredictor
     from islr.training.run_dir import RunDir
 
     cfg = RunDir(run_dir).load_config()
     check_supported(cfg.train.framework, fmt)
+    check_tta(tta)
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give a file name such as {out / ('model' + SUFFIXES[fmt])}")
@@ -159,11 +167,19 @@ def export_run(
             raise ModelError(f"{TORCH_TFLITE_REASON}: {exc}; use --format onnx") from None
         notes.append(f"converted through the Keras twin of {cfg.model.name} (PyTorch weights copied, "
                      f"logits equal within {TWIN_ATOL:g} on random inputs)")
+    graph_dim = input_dim
+    if tta == "mirror" and fmt != "kaggle":  # features graphs take [plain | mirror] features
+        from islr.export.tta_export import keras_feature_tta, torch_feature_tta
+
+        wrap = torch_feature_tta if fmt == "onnx" else keras_feature_tta
+        model, graph_dim = wrap(model, input_dim), 2 * input_dim
+        notes.append("mirror TTA in the graph: x holds the features of the sequence, then of its mirror "
+                     f"({input_dim} + {input_dim}); the logits of both are averaged")
     if fmt == "onnx":
         from islr.export.onnx_export import export_onnx
 
         fixed = prep.fixed_len if prep.length_mode == "fixed" else prep.max_len
-        made = export_onnx(model, input_dim, out, fixed)
+        made = export_onnx(model, graph_dim, out, fixed)
         route = made.route
         if made.fixed_frames is not None:
             notes.append(f"frames fixed at {made.fixed_frames} in the graph (dynamic frames did not export for "
@@ -171,23 +187,24 @@ def export_run(
     elif fmt == "tflite":
         from islr.export.tflite_export import export_tflite
 
-        made_t = export_tflite(model, input_dim, out)
+        made_t = export_tflite(model, graph_dim, out)
         route = "dynamic batch" if made_t.fixed_batch is None else f"batch {made_t.fixed_batch}"
         if made_t.fixed_batch is not None:
             notes.append(f"batch fixed at {made_t.fixed_batch} ({cfg.model.name} has recurrent layers); frames stay dynamic")
     else:
         from islr.export.kaggle_export import KAGGLE_MAX_BYTES, export_kaggle
 
-        made_k = export_kaggle(model, prep, reference.num_classes, out)
-        route = "preprocessing in the graph"
+        made_k = export_kaggle(model, prep, reference.num_classes, out, tta=tta)
+        route = "preprocessing in the graph" + (", mirror TTA in the graph" if tta == "mirror" else "")
         notes.append(f"Kaggle contract: signature serving_default, inputs [n_frames, 543, 3] float32 -> "
                      f"outputs [{made_k.num_classes}] logits (argmax = the sign; softmax for probabilities)")
         if made_k.size > KAGGLE_MAX_BYTES:
             notes.append(f"{made_k.size / 2**20:.1f} MiB is over the competition's 40 MB limit")
-    _embed_metadata(out, fmt, cfg, reference.sign_names)
-    sidecar = write_sidecar(out, cfg, reference.sign_names)
+    _embed_metadata(out, fmt, cfg, reference.sign_names, tta)
+    sidecar = write_sidecar(out, cfg, reference.sign_names, tta=tta)
     result = ExportResult(out, fmt, cfg.train.framework, cfg.model.name, out.stat().st_size, sidecar, route, notes)
     if raws:
+        reference.set_tta(tta)
         result.parity = check_parity(reference, load_predictor(out), list(raws), sources, atol)
     return result
 

@@ -23,7 +23,7 @@ from islr.config import PreprocessConfig
 from islr.data.landmarks import ROWS_PER_FRAME
 from islr.data.preprocess import check_config, feature_dim, preprocess
 from islr.errors import ModelError
-from islr.export.tf_preprocess import tf_preprocess
+from islr.export.tf_preprocess import tf_featurize, tf_prepare, tf_preprocess
 from islr.export.tflite_export import GraphModule, convert, interpreter
 from islr.fileio import atomic_write_bytes
 
@@ -45,16 +45,28 @@ class KaggleExport:
     num_classes: int
 
 
-def kaggle_module(model: Any, cfg: PreprocessConfig, num_classes: int) -> GraphModule:
-    """The serving module: raw ``(n_frames, 543, 3)`` -> ``outputs`` ``(num_classes,)`` logits."""
+def kaggle_module(model: Any, cfg: PreprocessConfig, num_classes: int, tta: str = "none") -> GraphModule:
+    """The serving module: raw ``(n_frames, 543, 3)`` -> ``outputs`` ``(num_classes,)`` logits.
+
+    ``tta="mirror"``: the mean of the logits of the prepared frames and of their mirror.
+    """
     check_config(cfg)
     input_dim = feature_dim(cfg)
 
-    def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    def run(features: tf.Tensor) -> tf.Tensor:
         # Batch of one, static: recurrent Keras layers only convert with a static batch.
-        x = tf.reshape(tf_preprocess(inputs, cfg), [1, -1, input_dim])
+        x = tf.reshape(features, [1, -1, input_dim])
         mask = tf.ones(tf.shape(x)[:2], tf.bool)
-        logits = tf.cast(model([x, mask], training=False), tf.float32)
+        return tf.cast(model([x, mask], training=False), tf.float32)
+
+    def serve(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        if tta == "mirror":
+            from islr.export.tta_export import tf_mirror
+
+            prepared = tf_prepare(inputs, cfg)
+            logits = (run(tf_featurize(prepared, cfg)) + run(tf_featurize(tf_mirror(prepared, cfg), cfg))) * 0.5
+        else:
+            logits = run(tf_preprocess(inputs, cfg))
         return {OUTPUT_NAME: tf.reshape(logits, [num_classes])}
 
     return GraphModule(model, serve, [tf.TensorSpec([None, ROWS_PER_FRAME, 3], tf.float32, name=INPUT_NAME)])
@@ -66,13 +78,17 @@ def run_kaggle(blob_or_path: bytes | str | Path, raw: np.ndarray, threads: int =
     return runner(**{INPUT_NAME: np.asarray(raw, np.float32)})[OUTPUT_NAME]
 
 
-def verify_kaggle(blob: bytes, model: Any, cfg: PreprocessConfig, raws: list[np.ndarray], atol: float = VERIFY_ATOL) -> float:
+def verify_kaggle(blob: bytes, model: Any, cfg: PreprocessConfig, raws: list[np.ndarray], atol: float = VERIFY_ATOL,
+                  tta: str = "none") -> float:
     """Largest logit difference between the file and numpy preprocessing + the eager Keras model."""
+    from islr.data.tta import mirrored_features
+
     runner = interpreter(blob).get_signature_runner(SIGNATURE)
     worst = 0.0
     for raw in raws:
-        feats = preprocess(raw, cfg)[None]
-        expected = np.asarray(model([feats, np.ones(feats.shape[:2], bool)], training=False), np.float32)[0]
+        passes = [preprocess(raw, cfg)] + ([mirrored_features(raw, cfg)] if tta == "mirror" else [])
+        expected = np.mean([np.asarray(model([f[None], np.ones((1, len(f)), bool)], training=False), np.float32)[0]
+                            for f in passes], axis=0)
         got = runner(**{INPUT_NAME: raw})[OUTPUT_NAME]
         diff = float(np.abs(got - expected).max()) if got.shape == expected.shape else float("inf")
         if not diff <= atol:
@@ -95,14 +111,17 @@ def _probe_sequences(seed: int = 0) -> list[np.ndarray]:
     return out
 
 
-def export_kaggle(model: Any, cfg: PreprocessConfig, num_classes: int, out: str | Path) -> KaggleExport:
-    """Write the Kaggle TFLite file of a Keras model trained with preprocessing ``cfg``; checked on probe sequences."""
+def export_kaggle(model: Any, cfg: PreprocessConfig, num_classes: int, out: str | Path, tta: str = "none") -> KaggleExport:
+    """Write the Kaggle TFLite file of a Keras model trained with preprocessing ``cfg``; checked on probe sequences.
+
+    ``tta="mirror"`` puts mirror test-time augmentation in the graph (:func:`kaggle_module`).
+    """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    blob = convert(kaggle_module(model, cfg, num_classes))
+    blob = convert(kaggle_module(model, cfg, num_classes, tta))
     with warnings.catch_warnings():  # Keras warns about the softmax over the 1-frame probe's single key
         warnings.simplefilter("ignore", UserWarning)
-        verify_kaggle(blob, model, cfg, _probe_sequences())
+        verify_kaggle(blob, model, cfg, _probe_sequences(), tta=tta)
     atomic_write_bytes(out, blob)  # a full disk: WriteError, the previous file intact
     return KaggleExport(out, len(blob), num_classes)
 

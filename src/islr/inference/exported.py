@@ -19,9 +19,10 @@ Two input contracts are understood, told apart by the model's inputs:
   ``(classes,)``; preprocessing is inside the graph, so the raw frames go in untouched.
 
 ``"tta": "mirror"`` marks a graph exported with mirror test-time augmentation inside it (the mean
-of the logits of the input and its mirror): a features graph then takes a third input
-``x_mirror`` (the features of the mirrored prepared landmarks, same mask), a raw graph mirrors
-internally. A file without in-graph TTA still predicts with ``set_tta("mirror")`` (two runs).
+of the logits of the input and its mirror): a features graph then takes ``x`` of width ``2F``,
+the features of the sequence then those of its mirrored prepared landmarks (same mask); a raw
+graph mirrors internally. A file without in-graph TTA still predicts with ``set_tta("mirror")``
+(two runs).
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ from islr.errors import ConfigError, ModelError
 from islr.inference.predictor import BATCH_SIZE, BasePredictor
 
 SIDECAR_SUFFIX = ".islr.json"
-#: Name of the third input of a features graph exported with mirror TTA inside.
-MIRROR_INPUT = "x_mirror"
 METADATA_KEY = "islr"
 EXPORTED_SUFFIXES = (".onnx", ".tflite")
 
@@ -223,6 +222,13 @@ class _ExportedPredictor(BasePredictor):
             return out
         return super().logits(raw)
 
+    def logits_from_passes(self, passes: list[dict[str, np.ndarray]]) -> np.ndarray:
+        if self.graph_tta == "mirror" and not self.raw_input:
+            # One run of the graph: x = [plain | mirror] features (plain twice gives plain logits).
+            mirror = passes[1]["x"] if len(passes) == 2 else passes[0]["x"]
+            return self.logits_from_features({**passes[0], "x": np.concatenate([passes[0]["x"], mirror], axis=-1)})
+        return super().logits_from_passes(passes)
+
     def logits_batch(self, raws: Sequence[np.ndarray], batch_size: int = BATCH_SIZE) -> np.ndarray:
         if self.raw_input:  # the Kaggle contract has no batch axis
             return np.stack([self.logits(r) for r in raws]) if len(raws) else np.zeros((0, self.num_classes), np.float32)
@@ -281,10 +287,9 @@ class OnnxPredictor(_ExportedPredictor):
             return
         self.raw_input = False
         _check_features_metadata(self.path, embedded)
-        x = [i for i in inputs if len(i.shape) == 3 and i.name != MIRROR_INPUT]
+        x = [i for i in inputs if len(i.shape) == 3]
         mask = [i for i in inputs if len(i.shape) == 2]
-        self.mirror_name = MIRROR_INPUT if any(i.name == MIRROR_INPUT for i in inputs) else None
-        if len(x) != 1 or len(mask) > 1 or len(inputs) != len(x) + len(mask) + bool(self.mirror_name):
+        if len(x) != 1 or len(mask) > 1 or len(inputs) != len(x) + len(mask):
             described = ", ".join(f"{i.name}{list(i.shape)}" for i in inputs)
             raise ModelError(f"{self.path}: unexpected inputs {described}; expected x (batch, frames, features) "
                              f"and mask (batch, frames), or raw landmarks (frames, {ROWS_PER_FRAME}, 3)")
@@ -298,14 +303,7 @@ class OnnxPredictor(_ExportedPredictor):
         feed = {self.x_name: batch["x"].astype(np.float32, copy=False)}
         if self.mask_name:
             feed[self.mask_name] = batch["mask"].astype(self.mask_dtype)
-        if self.mirror_name:  # an in-graph TTA file: x_mirror = x gives the plain logits
-            feed[self.mirror_name] = batch.get("x_mirror", batch["x"]).astype(np.float32, copy=False)
         return feed
-
-    def logits_from_passes(self, passes: list[dict[str, np.ndarray]]) -> np.ndarray:
-        if self.mirror_name and len(passes) == 2:  # both passes in one run of the graph
-            return self.logits_from_features({**passes[0], "x_mirror": passes[1]["x"]})
-        return super().logits_from_passes(passes)
 
     def logits_from_features(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         batch = _fit_batch(batch, self.fixed_frames)
