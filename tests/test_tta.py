@@ -101,3 +101,21 @@ def test_exported_graph_computes_mirror_tta_like_the_eager_model(fmt, name, run_
 
         with pytest.raises(ModelError, match="inside this graph"):
             exported.set_tta("none")
+
+
+def test_cli_predict_and_evaluate_take_tta(run_dir, synth_dir, tmp_path, capsys):
+    import json
+
+    from islr.cli import main as islr
+    from islr.data.kaggle import read_landmarks, read_train_csv
+    from islr.inference.predictor import RunPredictor
+
+    sample = read_train_csv(synth_dir)[0]
+    assert islr(["predict", str(run_dir), str(sample.path), "--tta", "mirror", "--top-k", "1"]) == 0
+    top = json.loads(capsys.readouterr().out)[0]["top"][0]
+    expected = RunPredictor(run_dir).set_tta("mirror").top_k(read_landmarks(sample.path), 1)
+    assert top["sign"] == expected.signs[0]
+    assert top["probability"] == pytest.approx(expected.probabilities[0], abs=1e-5)
+    assert islr(["evaluate", str(run_dir), "--split", "valid", "--tta", "mirror", "--out", str(tmp_path / "ev")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["tta"] == "mirror" and 0.0 <= metrics["accuracy"] <= 1.0

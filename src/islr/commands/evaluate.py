@@ -28,6 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     parser.add_argument("--out", help="folder for the outputs (default: the run directory, or MODEL.eval/)")
     parser.add_argument("--sign-map", help="sign -> index JSON naming a model file's classes (Kaggle models)")
+    parser.add_argument("--tta", choices=("none", "mirror"), default="none",
+                        help="mirror: score the mean logits of each sequence and its mirror (run directories)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
 
         if not args.data_dir:
             raise ConfigError(f"{args.run_dir}: a model file is scored on --data-dir DIR (all of it)")
+        if args.tta != "none":
+            raise ConfigError(f"{args.run_dir}: --tta applies to run directories; export with --tta mirror "
+                              "to put it in the file")
         result = evaluate_model_file(args.run_dir, args.data_dir, args.sign_map, args.out)
     else:
-        result = evaluate_run(args.run_dir, args.data_dir, args.split, args.checkpoint, args.out)
+        result = evaluate_run(args.run_dir, args.data_dir, args.split, args.checkpoint, args.out, tta=args.tta)
     m = result.metrics
     print(f"{m['model']} ({m['framework']}) on {m['split']}: accuracy {m['accuracy']:.4f}  top5 {m['top5']:.4f}  "
           f"macro_f1 {m['macro_f1']:.4f}  n {m['n']}" + (f"  skipped {m['skipped']}" if m["skipped"] else ""))

@@ -37,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="write one JSON line per prediction here")
     parser.add_argument("--task-model", help="HolisticLandmarker .task file (default: legacy offline Holistic)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
+    parser.add_argument("--tta", choices=("none", "mirror"),
+                        help="mirror: average the logits of each sequence and its mirror (default: the model's own)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise DeviceError(NO_DISPLAY)
     mirror = bool(args.mirror)
     predictor = load_predictor(args.model, sign_map=args.sign_map)
+    if args.tta:
+        predictor.set_tta(args.tta)
     recognizer = LiveRecognizer(predictor, args.window, args.min_hand_frames, args.threshold, mirror)
     source = open_video(args.video) if args.video else open_camera(args.camera or 0)
     with source, HolisticExtractor(args.task_model) as extractor:

@@ -23,6 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="json: a list of {file, top: [{sign, probability}]}; csv: file,rank,sign,probability")
     parser.add_argument("--out", help="write here instead of stdout")
     parser.add_argument("--checkpoint", default="best", choices=("best", "last"), help="for a run directory")
+    parser.add_argument("--tta", choices=("none", "mirror"),
+                        help="mirror: average the logits of each sequence and its mirror (default: the model's own)")
     parser.add_argument("--sign-map", help="sign -> index JSON naming a model file's classes (Kaggle models "
                                            "without islr metadata: sign_to_prediction_index_map.json)")
 
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be >= 1, got {args.top_k}")
     predictor = load_predictor(args.model, args.checkpoint, sign_map=args.sign_map)
+    if args.tta:
+        predictor.set_tta(args.tta)
     predictions, skipped = predict_files(predictor, parquet_inputs(args.inputs), min(args.top_k, predictor.num_classes))
     for path, reason in skipped:
         print(f"skipped {path}: {reason}", file=sys.stderr)
