@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from islr.config import AugmentConfig
 from islr.data.landmarks import (
     FULL_MIRROR,
     LEFT_EYE,
@@ -52,10 +53,120 @@ def test_seed96_is_the_seed_config():
     assert {part_of_row(r) for r in rows[SEED_POSE_INDICES]} == {"pose"}
 
 
+# The 1st-place solution's published POINT_LANDMARKS = LIP + LHAND + RHAND + NOSE + REYE + LEYE,
+# written out here from its source (not derived from islr's arrays).
+WINNER_LIP = [0, 61, 185, 40, 39, 37, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321,
+              375, 78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 95, 88, 178, 87, 14, 317, 402, 318,
+              324, 308]
+WINNER_NOSE = [1, 2, 98, 327]
+WINNER_REYE = [33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173]
+WINNER_LEYE = [263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398]
+# Its flip swaps LLIP[i] <-> RLIP[i], LNOSE <-> RNOSE, LEYE[i] <-> REYE[i] and the two hands.
+WINNER_LLIP = [84, 181, 91, 146, 61, 185, 40, 39, 37, 87, 178, 88, 95, 78, 191, 80, 81, 82]
+WINNER_RLIP = [314, 405, 321, 375, 291, 409, 270, 269, 267, 317, 402, 318, 324, 308, 415, 310, 311, 312]
+# kaggle118 mirror, worked out by hand from the lists above (position -> position after a flip):
+# lips 61@1<->291@10 ... 37@5<->267@6, 146@11<->375@19 ... 84@14<->314@16, 78@20<->308@39,
+# 191@21<->415@29 ... 82@24<->312@26, 95@30<->324@38 ... 87@33<->317@35; 0@0, 17@15, 13@25,
+# 14@34 stay; hands 40-60 <-> 61-81; nose 1@82, 2@83 stay, 98@84<->327@85; eyes 86+k <-> 102+k.
+KAGGLE118_MIRROR = (
+    [0, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 19, 18, 17, 16, 15, 14, 13, 12, 11,
+     39, 29, 28, 27, 26, 25, 24, 23, 22, 21, 38, 37, 36, 35, 34, 33, 32, 31, 30, 20]
+    + list(range(61, 82)) + list(range(40, 61)) + [82, 83, 85, 84]
+    + list(range(102, 118)) + list(range(86, 102))
+)
+
+
+def test_kaggle118_is_the_winners_published_order():
+    sub = get_subset("kaggle118")
+    assert sub.indices.tolist() == (WINNER_LIP + list(range(468, 489)) + list(range(522, 543))
+                                    + WINNER_NOSE + WINNER_REYE + WINNER_LEYE)
+    assert sub.indices[:6].tolist() == [0, 61, 185, 40, 39, 37]  # not the seed's 61 ... 0
+    assert get_subset("seed96").indices[:6].tolist() == [61, 185, 40, 39, 37, 0]
+
+
+def test_kaggle118_mirror_is_the_winners_flip():
+    sub = get_subset("kaggle118")
+    assert sub.mirror.tolist() == KAGGLE118_MIRROR
+    assert sub.mirror[sub.mirror].tolist() == list(range(118))  # twice is identity
+    rows = sub.indices
+    swapped = {(int(rows[p]), int(rows[q])) for p, q in enumerate(sub.mirror) if p != q}
+    winner = set(zip(WINNER_LLIP, WINNER_RLIP)) | set(zip(WINNER_REYE, WINNER_LEYE)) | {(98, 327)}
+    winner |= set(zip(range(468, 489), range(522, 543)))
+    assert swapped == winner | {(b, a) for a, b in winner}
+
+
+@pytest.mark.real
+def test_kaggle118_features_of_a_genuine_frame(real_data_dir):
+    """Frame 188 of 16069/1216540971 (hello): raw x, y of a few rows, read from the parquet file
+    and written here, land at the winner's positions; after a flip they move to the twin's."""
+    from islr.config import PreprocessConfig
+    from islr.data.augment import Augmenter
+    from islr.data.kaggle import read_landmarks
+    from islr.data.preprocess import preprocess
+
+    raw = read_landmarks(real_data_dir / "train_landmark_files" / "16069" / "1216540971.parquet")[2:3]
+    cfg = PreprocessConfig(landmarks="kaggle118", coords=("x", "y"), normalization="none", max_gap=0,
+                           drop_empty_frames="none", length_mode="variable", motion=False)
+    f = preprocess(raw, cfg)
+    assert f.shape == (1, 236)
+    expected = {  # position: (landmark, x, y)
+        0: (0, 0.44066551327705383, 0.3978855609893799),
+        1: (61, 0.3955053687095642, 0.4090333878993988),
+        5: (37, 0.4255286455154419, 0.39580297470092773),
+        10: (291, 0.4991062581539154, 0.4127325713634491),
+        15: (17, 0.4384825825691223, 0.4303419589996338),
+        39: (308, 0.49402567744255066, 0.4126428961753845),
+        40: (468, 0.8615978956222534, 0.7070192694664001),
+        60: (488, 0.8213480114936829, 0.5000840425491333),
+        61: (522, 0.0, 0.0),  # no right hand in this frame: NaN -> 0
+        82: (1, 0.427606463432312, 0.35943904519081116),
+        84: (98, 0.4030906558036804, 0.37027859687805176),
+        85: (327, 0.47870001196861267, 0.37258994579315186),
+        86: (33, 0.36464571952819824, 0.30404147505760193),
+        101: (173, 0.4097667932510376, 0.3051283657550812),
+        102: (263, 0.557447612285614, 0.30841684341430664),
+        117: (398, 0.4966724216938019, 0.3053054213523865),
+    }
+    for position, (row, x, y) in expected.items():
+        assert get_subset("kaggle118").indices[position] == row
+        np.testing.assert_allclose(f[0, 2 * position: 2 * position + 2], [x, y], rtol=1e-6, err_msg=str(row))
+    # Horizontal flip of the selected points: x -> 1 - x and each point takes its twin's place.
+    pts = raw[:, get_subset("kaggle118").indices, :2]
+    flipped = Augmenter.for_preprocess(AugmentConfig(mirror=1.0), cfg).mirror(pts)
+    np.testing.assert_allclose(flipped[0, 0], [1 - 0.44066551327705383, 0.3978855609893799], rtol=1e-6)  # 0 stays
+    np.testing.assert_allclose(flipped[0, 1], [1 - 0.4991062581539154, 0.4127325713634491], rtol=1e-6)  # 291 -> 61's place
+    np.testing.assert_allclose(flipped[0, 61], [1 - 0.8615978956222534, 0.7070192694664001], rtol=1e-6)  # left wrist -> right
+    assert np.isnan(flipped[0, 40]).all()  # no right hand to become the left one
+    np.testing.assert_allclose(flipped[0, 84], [1 - 0.47870001196861267, 0.37258994579315186], rtol=1e-6)  # 327 -> 98's place
+    np.testing.assert_allclose(flipped[0, 86], [1 - 0.557447612285614, 0.30841684341430664], rtol=1e-6)  # 263 -> 33's place
+
+
+@pytest.mark.real
+def test_kaggle118_in_graph_preprocessing_of_a_genuine_frame(real_data_dir):
+    """The TensorFlow preprocessing of the exported Kaggle graph puts the same values at the same
+    positions (same frame and literals as above)."""
+    from islr.config import PreprocessConfig
+    from islr.data.kaggle import read_landmarks
+    from islr.export.tf_preprocess import tf_preprocess
+
+    raw = read_landmarks(real_data_dir / "train_landmark_files" / "16069" / "1216540971.parquet")[2:3]
+    cfg = PreprocessConfig(landmarks="kaggle118", coords=("x", "y"), normalization="none", max_gap=0,
+                           drop_empty_frames="none", length_mode="variable", motion=False)
+    f = tf_preprocess(raw, cfg).numpy()
+    assert f.shape == (1, 236)
+    np.testing.assert_allclose(f[0, 0:4], [0.44066551327705383, 0.3978855609893799,
+                                           0.3955053687095642, 0.4090333878993988], rtol=1e-6)  # 0, then 61
+    np.testing.assert_allclose(f[0, 30:32], [0.4384825825691223, 0.4303419589996338], rtol=1e-6)  # 17 at 15
+    np.testing.assert_allclose(f[0, 80:82], [0.8615978956222534, 0.7070192694664001], rtol=1e-6)  # 468 at 40
+    np.testing.assert_allclose(f[0, 168:172], [0.4030906558036804, 0.37027859687805176,
+                                               0.47870001196861267, 0.37258994579315186], rtol=1e-6)  # 98, 327
+    np.testing.assert_allclose(f[0, 234:236], [0.4966724216938019, 0.3053054213523865], rtol=1e-6)  # 398 at 117
+
+
 def test_kaggle118_composition():
     sub = get_subset("kaggle118")
     assert len(sub) == 118 == len(set(sub.indices.tolist()))
-    assert sub.indices[:40].tolist() == LIPS.tolist()
+    assert sorted(sub.indices[:40].tolist()) == sorted(LIPS.tolist())
     assert sub.indices[40:82].tolist() == list(range(468, 489)) + list(range(522, 543))
     assert sub.indices[82:86].tolist() == NOSE.tolist() == [1, 2, 98, 327]
     assert sub.indices[86:102].tolist() == RIGHT_EYE.tolist()

@@ -10,12 +10,17 @@ import pytest
 
 from islr.config import configs_dir, load_config
 from islr.data.kaggle import read_landmarks, read_train_csv
-from islr.data.landmarks import LEFT_EYE, LEFT_HAND, LIPS, NOSE, RIGHT_EYE, RIGHT_HAND
 from islr.data.preprocess import feature_dim, preprocess
 
 RECIPE = configs_dir() / "experiments" / "kaggle-1st.yaml"
-# The winner's POINT_LANDMARKS order: lips, left hand, right hand, nose, right eye, left eye.
-POINTS = np.concatenate([LIPS, LEFT_HAND, RIGHT_HAND, NOSE, RIGHT_EYE, LEFT_EYE])
+# The winner's POINT_LANDMARKS = LIP + LHAND + RHAND + NOSE + REYE + LEYE, written out from its source.
+POINTS = np.array(
+    [0, 61, 185, 40, 39, 37, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375,
+     78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+    + list(range(468, 489)) + list(range(522, 543)) + [1, 2, 98, 327]
+    + [33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 159, 158, 157, 173]
+    + [263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398]
+)
 
 
 def winner_features(raw: np.ndarray, max_len: int = 384) -> np.ndarray:

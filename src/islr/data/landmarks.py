@@ -30,9 +30,16 @@ LEFT_HAND = np.arange(LEFT_HAND_START, LEFT_HAND_START + HAND_COUNT)
 RIGHT_HAND = np.arange(RIGHT_HAND_START, RIGHT_HAND_START + HAND_COUNT)
 HANDS = np.concatenate([LEFT_HAND, RIGHT_HAND])
 
-# Lips: 40 face-mesh points, outer then inner contour (the seed's FACE_LANDMARKS, same order).
+# Lips: 40 face-mesh points, outer then inner contour, in the seed's order (its FACE_LANDMARKS):
+# each half-contour runs from the subject's right corner (61, 78) to the left one (291, 308).
 LIPS = np.array(
     [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375,
+     78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
+)
+# The same 40 points in the order the Kaggle 1st-place solution published (its LIP): 0 first.
+# Feature position p of a kaggle118 model is this list's point p, so the order is part of the model.
+WINNER_LIPS = np.array(
+    [0, 61, 185, 40, 39, 37, 267, 269, 270, 409, 291, 146, 91, 181, 84, 17, 314, 405, 321, 375,
      78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308]
 )
 # Pose 11-24 (shoulders, elbows, wrists, hand points, hips) as rows 500-513: the seed's choice.
@@ -43,6 +50,8 @@ RIGHT_EYE = np.array([33, 7, 163, 144, 145, 153, 154, 155, 133, 246, 161, 160, 1
 LEFT_EYE = np.array([263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398])
 
 # Face-mesh left/right pairs for the points used above (the mesh is symmetric about 0-17-13-14...).
+# They are the pairs the 1st-place solution swaps when it flips a frame: its 18 LLIP/RLIP lip
+# pairs, LNOSE/RNOSE (98, 327) and REYE/LEYE element by element; 0, 17, 13, 14, 1 and 2 stay.
 _FACE_PAIRS = [
     (61, 291), (185, 409), (40, 270), (39, 269), (37, 267), (146, 375), (91, 321), (181, 405),
     (84, 314), (78, 308), (191, 415), (80, 310), (81, 311), (82, 312), (95, 324), (88, 318),
@@ -105,8 +114,8 @@ SUBSETS: dict[str, LandmarkSubset] = {
     ),
     "kaggle118": LandmarkSubset(
         "kaggle118",
-        np.concatenate([LIPS, LEFT_HAND, RIGHT_HAND, NOSE, RIGHT_EYE, LEFT_EYE]),
-        "Kaggle 1st place's 118: 40 lips, 21+21 hands, 4 nose, 16+16 eyes",
+        np.concatenate([WINNER_LIPS, LEFT_HAND, RIGHT_HAND, NOSE, RIGHT_EYE, LEFT_EYE]),
+        "Kaggle 1st place's 118 in its published order: 40 lips, 21+21 hands, 4 nose, 16+16 eyes",
     ),
     "hands": LandmarkSubset("hands", HANDS, "both hands, 42 points"),
 }
