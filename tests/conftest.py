@@ -53,6 +53,12 @@ def synth_dir(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session", params=["synthetic", pytest.param("genuine", marks=pytest.mark.real)])
+def kaggle_dir(request, synth_dir) -> Path:
+    """Kaggle-layout files, twice: the synthetic set (always runs) and the genuine one (marked real)."""
+    return synth_dir if request.param == "synthetic" else request.getfixturevalue("real_data_dir")
+
+
 def tiny_config(data_dir: Path, cache_dir: Path, framework: str = "torch", **overrides):
     """An ExperimentConfig for fast tests: small transformer, 2 epochs, no progress bars."""
     from islr.config import load_config
@@ -67,6 +73,16 @@ def tiny_config(data_dir: Path, cache_dir: Path, framework: str = "torch", **ove
     }
     items.update(overrides)
     return load_config(None, [f"{k}={v}" if not isinstance(v, dict) else f"{k}={v!r}" for k, v in items.items()])
+
+
+REAL_FIXTURES = frozenset({"real_data_dir", "real_full_csv", "real_videos_dir"})
+
+
+def pytest_runtest_setup(item) -> None:
+    """A test that asks for the genuine files must be marked ``real`` (``-m "not real"`` leaves it out)."""
+    used = REAL_FIXTURES & set(getattr(item, "fixturenames", ()))
+    if used and item.get_closest_marker("real") is None:
+        pytest.fail(f"{item.nodeid} uses {sorted(used)} but is not marked @pytest.mark.real", pytrace=False)
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:

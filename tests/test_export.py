@@ -1,23 +1,26 @@
 """`islr export`: ONNX (torch runs), TFLite (Keras runs), the Kaggle TFLite contract, the in-graph
-TensorFlow preprocessing, parity with the eager models on the genuine Kaggle files, clear refusals."""
+TensorFlow preprocessing, parity with the eager models, clear refusals.
+
+Every parity check runs on synthetic sequences in the Kaggle layout (always) and again on the
+genuine Kaggle files (marked ``real``)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-tf = pytest.importorskip("tensorflow")
-pytest.importorskip("onnxruntime")
-pytest.importorskip("ai_edge_litert")
+import tensorflow as tf
+import torch
 
 from conftest import tiny_config  # noqa: E402
 from islr.cli import main as islr  # noqa: E402
 from islr.config import PreprocessConfig  # noqa: E402
 from islr.data.kaggle import read_landmarks, read_train_csv  # noqa: E402
 from islr.data.preprocess import feature_dim, interpolate_gaps, preprocess, resize_index  # noqa: E402
+from islr.data.synthetic import generate  # noqa: E402
 from islr.errors import ConfigError, ModelError  # noqa: E402
 from islr.export import export_run  # noqa: E402
 from islr.export.kaggle_export import KAGGLE_MAX_BYTES, describe_contract, export_kaggle, run_kaggle  # noqa: E402
@@ -40,14 +43,32 @@ RECIPE_PREPROCESS = {"preprocess.landmarks": "kaggle118", "preprocess.length_mod
 
 
 # ----------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def real(real_data_dir):
-    """40 genuine sequences: the first 20 listed plus 10 'hello' and 10 'thankyou'."""
-    samples = read_train_csv(real_data_dir)
-    chosen = samples[:20]
-    for sign in ("hello", "thankyou"):
-        chosen += [s for s in samples[20:] if s.sign == sign][:10]
-    return [read_landmarks(s.path) for s in chosen], [f"{s.sign}/{s.sequence_id}" for s in chosen]
+@dataclass
+class Sequences:
+    """Raw ``(frames, 543, 3)`` sequences, their names, and the folder of their parquet files."""
+
+    raws: list[np.ndarray]
+    names: list[str]
+    landmark_dir: Path
+
+
+@pytest.fixture(scope="module", params=["synthetic", pytest.param("genuine", marks=pytest.mark.real)])
+def sequences(request, tmp_path_factory) -> Sequences:
+    """40 sequences with NaN hands and gaps: synthetic ones of 14-45 frames (both sides of the
+    fixed lengths 24 and 32); or (marked real) genuine ones, the first 20 listed plus 10 'hello'
+    and 10 'thankyou'."""
+    if request.param == "synthetic":
+        root = tmp_path_factory.mktemp("export_synth")
+        generate(root, signs=6, participants=4, per_sign=2, seed=11, min_frames=4, max_frames=96)
+        chosen = read_train_csv(root)[:40]
+    else:
+        root = request.getfixturevalue("real_data_dir")
+        samples = read_train_csv(root)
+        chosen = samples[:20]
+        for sign in ("hello", "thankyou"):
+            chosen += [s for s in samples[20:] if s.sign == sign][:10]
+    return Sequences([read_landmarks(s.path) for s in chosen], [f"{s.sign}/{s.sequence_id}" for s in chosen],
+                     root / "train_landmark_files")
 
 
 @pytest.fixture(scope="module")
@@ -89,10 +110,10 @@ PREPROCESS_CASES = {
 
 
 @pytest.mark.parametrize("case", list(PREPROCESS_CASES))
-def test_in_graph_preprocessing_equals_numpy_on_genuine_files(case, real):
+def test_in_graph_preprocessing_equals_numpy(case, sequences):
     cfg = PreprocessConfig(**PREPROCESS_CASES[case])
     fn = tf.function(lambda raw: tf_preprocess(raw, cfg), input_signature=[tf.TensorSpec([None, 543, 3], tf.float32)])
-    raws, _ = real
+    raws = sequences.raws
     lengths = set()
     for raw in raws:
         expected = preprocess(raw, cfg)
@@ -141,17 +162,17 @@ def test_compare_logits_fails_on_nan_and_on_top1_changes():
 
 
 # ----------------------------------------------------------------------------- ONNX
-def test_cli_exports_a_torch_transformer_to_onnx_with_parity(torch_run, real, real_data_dir, tmp_path, capsys):
+def test_cli_exports_a_torch_transformer_to_onnx_with_parity(torch_run, sequences, tmp_path, capsys):
     out = tmp_path / "model.onnx"
     code = islr(["export", str(torch_run), "--format", "onnx", "--out", str(out),
-                 "--check-dir", str(real_data_dir / "train_landmark_files"), "--check-count", "5"])
+                 "--check-dir", str(sequences.landmark_dir), "--check-count", "5"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "parity on 5 sequences" in printed and ": OK" in printed
     assert read_sidecar(out).sign_names == RunPredictor(torch_run).sign_names
     exported = load_predictor(out)
     assert isinstance(exported, OnnxPredictor) and not exported.raw_input and exported.fixed_frames is None
-    raws, names = real
+    raws, names = sequences.raws, sequences.names
     result = check_parity(RunPredictor(torch_run), exported, raws, names)
     assert result.passed, result
     assert result.n == 40 and result.max_abs_diff < 1e-4
@@ -159,8 +180,8 @@ def test_cli_exports_a_torch_transformer_to_onnx_with_parity(torch_run, real, re
     np.testing.assert_allclose(exported.logits_batch(raws[:6]), np.stack([exported.logits(r) for r in raws[:6]]), atol=1e-4)
 
 
-def test_torch_conv1d_transformer_recipe_exports_to_onnx_and_kaggle(torch_conv1d_run, real, tmp_path):
-    raws, names = real
+def test_torch_conv1d_transformer_recipe_exports_to_onnx_and_kaggle(torch_conv1d_run, sequences, tmp_path):
+    raws, names = sequences.raws, sequences.names
     result = export_run(torch_conv1d_run, "onnx", tmp_path / "c.onnx", raws=raws, sources=names)
     assert result.route == "dynamo" and result.size == (tmp_path / "c.onnx").stat().st_size
     assert result.parity is not None and result.parity.passed, result.parity
@@ -175,8 +196,8 @@ def test_torch_conv1d_transformer_recipe_exports_to_onnx_and_kaggle(torch_conv1d
 
 
 # ----------------------------------------------------------------------------- TFLite and Kaggle
-def test_keras_transformer_to_tflite_with_parity(keras_run, real, tmp_path):
-    raws, names = real
+def test_keras_transformer_to_tflite_with_parity(keras_run, sequences, tmp_path):
+    raws, names = sequences.raws, sequences.names
     result = export_run(keras_run, "tflite", tmp_path / "m.tflite", raws=raws, sources=names)
     assert result.route == "dynamic batch"
     assert result.parity is not None and result.parity.passed, result.parity
@@ -199,7 +220,7 @@ def test_recurrent_keras_model_falls_back_to_batch_one(tmp_path):
         np.testing.assert_allclose(runner(x=x, mask=mask)["logits"], model([x, mask], training=False), atol=1e-5)
 
 
-def test_kaggle_contract_and_parity_from_a_keras_run(keras_run, real, tmp_path, capsys):
+def test_kaggle_contract_and_parity_from_a_keras_run(keras_run, sequences, tmp_path, capsys):
     out = tmp_path / "kaggle" / "model.tflite"
     assert islr(["export", str(keras_run), "--format", "kaggle", "--out", str(out), "--check-count", "3"]) == 0
     assert ": OK" in capsys.readouterr().out  # parity on the run's own (synthetic) dataset
@@ -209,7 +230,7 @@ def test_kaggle_contract_and_parity_from_a_keras_run(keras_run, real, tmp_path, 
                         "inputs": {"inputs": {"shape": [-1, 543, 3], "dtype": "float32"}},
                         "outputs": {"outputs": {"shape": [classes], "dtype": "float32"}}}
     assert out.stat().st_size < KAGGLE_MAX_BYTES
-    raws, names = real
+    raws, names = sequences.raws, sequences.names
     reference = RunPredictor(keras_run)  # numpy preprocessing + the eager Keras model
     got = np.stack([run_kaggle(out, r) for r in raws])
     result = compare_logits(np.stack([reference.logits(r) for r in raws]), got, names)
@@ -217,7 +238,7 @@ def test_kaggle_contract_and_parity_from_a_keras_run(keras_run, real, tmp_path, 
     assert load_predictor(out).raw_input
 
 
-def test_full_size_recipe_model_kaggle_file_is_small_and_exact(real, tmp_path):
+def test_full_size_recipe_model_kaggle_file_is_small_and_exact(sequences, tmp_path):
     """conv1d_transformer at the shipped size (708 features, 250 classes), untrained weights."""
     from islr.models.registry import create_model
 
@@ -227,7 +248,7 @@ def test_full_size_recipe_model_kaggle_file_is_small_and_exact(real, tmp_path):
     assert 5e6 < made.size < KAGGLE_MAX_BYTES  # 1.83M float32 weights: about 7.3 MB
     ops = _operator_codes((tmp_path / "recipe.tflite").read_bytes())
     assert ops and not [o for o in ops if not isinstance(o, int)], f"custom/Flex ops: {ops}"
-    raws, names = real
+    raws, names = sequences.raws, sequences.names
     expected = []
     for raw in raws[18:26]:  # a mix of signs and lengths
         feats = preprocess(raw, cfg)[None]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import zlib
 from types import SimpleNamespace
@@ -18,12 +17,6 @@ from islr.errors import DeviceError, ModelError
 from islr.inference.extract import ExtractedVideo, record, sequence_id_for, sign_for
 from islr.inference.holistic import has_hand, results_to_frame
 from islr.inference.video import open_camera, open_source, open_video
-
-
-def needs_mediapipe() -> None:
-    # Not importorskip: importing mediapipe directly drags in tensorflow (see islr.inference.holistic).
-    if importlib.util.find_spec("mediapipe") is None:
-        pytest.skip("mediapipe is not installed")
 
 
 def _points(n: int, offset: float) -> list:
@@ -67,6 +60,20 @@ def test_sources_that_do_not_open_raise_device_error(tmp_path):
         open_video(tmp_path / "missing.mp4")
 
 
+def test_written_gif_opens_with_its_size_frame_rate_and_frames(tmp_path):
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((32, 48, 3), 20 * i, np.uint8)) for i in range(7)]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=60, loop=0)
+    with open_video(tmp_path / "clip.gif") as source:
+        got = list(source.frames())
+        assert (source.width, source.height, source.fps) == (48, 32, pytest.approx(1000 / 60))
+        assert [i for i, _, _ in got] == list(range(7)) and got[0][2].shape == (32, 48, 3)
+        assert [int(f.mean()) for _, _, f in got] == [20 * i for i in range(7)]  # in order, none dropped
+        assert got[3][1] == pytest.approx(3 * 0.06)
+
+
+@pytest.mark.real
 def test_real_clip_opens_with_its_size_and_frame_rate(real_videos_dir):
     with open_video(real_videos_dir / "where_S16.gif") as source:
         frames = list(source.frames())
@@ -96,8 +103,8 @@ def test_record_replaces_the_row_of_a_re_extracted_video(tmp_path):
     assert json.loads((tmp_path / "sign_to_prediction_index_map.json").read_text()) == {"hello": 0, "bye": 1}
 
 
+@pytest.mark.real
 def test_extract_cli_on_a_real_clip_passes_validation(real_videos_dir, tmp_path, capsys):
-    needs_mediapipe()
     from islr.data.validate import validate_dataset
 
     videos = tmp_path / "videos"
@@ -132,7 +139,6 @@ def pq_types(path) -> dict[str, str]:
 
 
 def test_task_model_file_must_exist(tmp_path):
-    needs_mediapipe()
     from islr.inference.holistic import HolisticExtractor
 
     with pytest.raises(ModelError, match="model file not found"):

@@ -113,14 +113,8 @@ def predictor(run_dir):
     return load_predictor(run_dir)
 
 
-@pytest.fixture(params=["synthetic", pytest.param("genuine", marks=pytest.mark.real)])
-def data_dir(request, synth_dir):
-    """The synthetic Kaggle-layout set, and (marked real) the genuine files."""
-    return synth_dir if request.param == "synthetic" else request.getfixturevalue("real_data_dir")
-
-
-def test_live_path_gives_the_file_predictor_logits(predictor, data_dir):
-    for sample in read_train_csv(data_dir)[:5]:
+def test_live_path_gives_the_file_predictor_logits(predictor, kaggle_dir):
+    for sample in read_train_csv(kaggle_dir)[:5]:
         raw = read_landmarks(sample.path)
         whole = LiveRecognizer(predictor, window=len(raw), min_hand_frames=1)
         last = [whole.push(f, i) for i, f in enumerate(raw)][-1]

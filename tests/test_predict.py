@@ -10,8 +10,6 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
-
 from islr.cli import main as islr  # noqa: E402
 from islr.config import PreprocessConfig  # noqa: E402
 from islr.data.kaggle import read_landmarks, read_train_csv  # noqa: E402
@@ -40,11 +38,12 @@ def predictor(run_dir):
 
 
 @pytest.fixture(scope="module")
-def real_files(real_data_dir):
-    return [s.path for s in read_train_csv(real_data_dir)[:20]]
+def real_files(kaggle_dir):
+    """20 landmark files: synthetic ones, and (marked real) genuine ones."""
+    return [s.path for s in read_train_csv(kaggle_dir)[:20]]
 
 
-def test_run_predictor_on_genuine_files_gives_distributions(predictor, run_dir, real_files):
+def test_run_predictor_on_kaggle_files_gives_distributions(predictor, run_dir, real_files):
     assert isinstance(predictor, RunPredictor)
     assert predictor.sign_names == [f"sign{i:03d}" for i in range(6)]
     raws = [read_landmarks(p) for p in real_files]
@@ -201,8 +200,8 @@ def test_onnx_raw_landmark_contract_with_embedded_metadata(tmp_path, real_files)
 
 
 def test_tflite_predictor_features_and_raw_contracts(tmp_path, predictor, real_files):
-    tf = pytest.importorskip("tensorflow")
-    pytest.importorskip("ai_edge_litert")
+    import tensorflow as tf
+
     from islr.inference.exported import TFLitePredictor, embed_tflite_metadata
     from islr.inference.predictor import batch_features
 
