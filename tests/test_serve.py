@@ -132,6 +132,66 @@ def test_serve_package_imports_nothing_of_training():
             assert not any(n.startswith("islr.training") for n in names), f"{path.name} imports {names}"
 
 
+class FailingPredictor(ConstantPredictor):
+    def logits_from_features(self, batch):
+        raise RuntimeError("boom: a bug deep in the model")
+
+
+@contextlib.contextmanager
+def app_server(predictor, **settings):
+    """`create_app` under uvicorn in a thread (in-process: for fakes and failure cases)."""
+    import threading
+
+    import uvicorn
+
+    from islr.serve.app import ServeSettings, create_app
+
+    app = create_app(predictor, "fake-model", ServeSettings(**settings))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_sessions_beyond_max_sessions_are_refused_and_freed_ones_reused():
+    from websockets.asyncio.client import connect
+
+    async def scenario(ws_url):
+        async with connect(ws_url) as first:
+            assert json.loads(await first.recv())["type"] == "ready"
+            async with connect(ws_url) as second:
+                refused = json.loads(await second.recv())
+                with contextlib.suppress(Exception):
+                    await second.recv()
+                code = second.close_code
+        # the first session is closed now: its slot is free again
+        for _ in range(100):
+            if get_json(ws_url.replace("ws://", "http://").replace("/ws/live", "/health"))[1]["sessions"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        async with connect(ws_url) as third:
+            again = json.loads(await third.recv())
+        return refused, code, again
+
+    with app_server(ConstantPredictor(), max_sessions=1, workers=1) as url:
+        refused, code, again = asyncio.run(scenario(url.replace("http://", "ws://") + "/ws/live"))
+        assert refused == {"type": "error", "error": "server busy: 1 camera sessions open (--max-sessions)"}
+        assert code == 1013 and again["type"] == "ready"
+        status, health = get_json(url + "/health")
+        assert status == 200 and health == {"status": "ok", "model": "fake-model", "signs": 2, "sessions": 0}
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(url + "/api/nothing-here", timeout=10)
+        assert missing.value.code == 404 and json.loads(missing.value.read()) == {"error": "Not Found", "status": 404}
+
+
 # -- a trained model, the clips, a running server --------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
@@ -332,6 +392,37 @@ def test_a_client_faster_than_the_server_gets_frames_dropped_not_queued(server, 
     assert stats.sent == stats.answered + stats.dropped  # every frame is answered or reported dropped
     assert max(m["queue_ms"] for m in stats.messages) < 5000  # never a backlog of old frames
     assert stats.majority == "hello"
+
+
+@pytest.mark.real
+def test_a_failing_model_gives_json_errors_without_traceback_and_the_server_keeps_serving(clips):
+    from websockets.asyncio.client import connect
+
+    from islr.serve.client import clip_jpegs
+    from islr.serve.session import encode_frame
+
+    frames = clip_jpegs(clips["hello"])[:10]
+
+    async def one_by_one(ws_url):
+        async with connect(ws_url) as ws:
+            assert json.loads(await ws.recv())["type"] == "ready"
+            answers = []
+            for i, frame in enumerate([*frames, b"not a jpeg"]):
+                await ws.send(encode_frame(i, frame))
+                answers.append(json.loads(await ws.recv()))
+            return answers
+
+    with app_server(FailingPredictor(), workers=1) as url:
+        status, body = post_file(url, clips["hello"].read_bytes(), "hello.mp4")
+        assert status == 500 and body == {"error": "internal error; see the server log", "status": 500}
+        answers = asyncio.run(one_by_one(url.replace("http://", "ws://") + "/ws/live"))
+        # 7 hand frames: no prediction yet, answered; from the 8th the model fails: a JSON error each
+        assert [a["type"] for a in answers[:7]] == ["frame"] * 7 and all(a["top"] == [] for a in answers[:7])
+        assert answers[7:10] == [{"type": "error", "id": i, "error": "internal error; see the server log",
+                                  "dropped_ids": []} for i in (7, 8, 9)]
+        assert answers[10]["type"] == "error" and "not a JPEG or PNG image" in answers[10]["error"]
+        assert "Traceback" not in json.dumps(answers) and "boom" not in json.dumps(answers)
+        assert get_json(url + "/health")[0] == 200
 
 
 # -- the page in a real browser ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from islr.errors import DataError, DeviceError, IslrError
 from islr.inference.live import HAND_BONES, POSE_BONES
 from islr.inference.predictor import BATCH_SIZE, BasePredictor
 from islr.inference.video import VIDEO_SUFFIXES
-from islr.serve.session import FrameJob, LiveSession, LiveSettings, decode_message
+from islr.serve.session import FrameJob, LiveSession, LiveSettings, SessionClosed, decode_message
 from islr.serve.upload import NoHandError, recognise_video
 
 STATIC = Path(__file__).parent / "static"
@@ -116,6 +116,10 @@ class _TooLarge(Exception):
     pass
 
 
+class PoolClosed(Exception):
+    """The worker pool is shut down (the server is stopping)."""
+
+
 def _limited(receive: Callable[[], Awaitable[dict[str, Any]]], limit: int) -> Callable[[], Awaitable[dict[str, Any]]]:
     """An ASGI ``receive`` that raises once more than ``limit`` body bytes arrived (no Content-Length needed)."""
     seen = 0
@@ -157,7 +161,11 @@ def create_app(predictor: BasePredictor, model_name: str, settings: ServeSetting
     live = settings.live
 
     async def in_pool(fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        try:
+            future = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        except RuntimeError:  # the pool is shut down: the server is stopping
+            raise PoolClosed from None
+        return await future
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
@@ -260,7 +268,10 @@ def create_app(predictor: BasePredictor, model_name: str, settings: ServeSetting
                 with contextlib.suppress(BaseException):
                     await worker
             sessions.discard(session)
-            await in_pool(session.close)  # waits for a frame still in the pool, then frees the graph
+            try:
+                await in_pool(session.close)  # waits for a frame still in the pool, then frees the graph
+            except PoolClosed:
+                session.close()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -303,13 +314,10 @@ async def _work(ws: WebSocket, session: LiveSession, in_pool: Callable[..., Awai
         job = await session.next_job()
         try:
             answer = await in_pool(session.process, job)
+        except (SessionClosed, PoolClosed):
+            return
         except IslrError as exc:
             answer = {"type": "error", "id": job.id, "error": str(exc)}
-        except RuntimeError as exc:
-            if "closed" in str(exc) or "shutdown" in str(exc):
-                return
-            log.exception("frame %s failed", job.id)
-            answer = {"type": "error", "id": job.id, "error": "internal error; see the server log"}
         except Exception:
             log.exception("frame %s failed", job.id)
             answer = {"type": "error", "id": job.id, "error": "internal error; see the server log"}

@@ -1,9 +1,10 @@
 """A Python client for ``WS /ws/live`` that behaves like the page: for tests and the load benchmark.
 
 :func:`stream_frames` sends JPEG frames at a fixed rate with at most ``max_in_flight`` frames
-unanswered (a frame due while that many wait is skipped, as the page does) and records, per
-answered frame, the round-trip latency and the top sign. :func:`clip_jpegs` turns a video file
-into the JPEG frames the page would send (scaled to 640 pixels wide).
+unanswered (a frame due while that many wait is skipped, as the page does with the
+``max_in_flight`` of ``/api/config``) and records, per answered frame, the round-trip latency and
+the top sign. :func:`clip_jpegs` turns a video file into the JPEG frames the page would send
+(scaled to 640 pixels wide).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class StreamStats:
 
 
 async def stream_frames(
-    url: str, frames: list[bytes], count: int, fps: float = 15.0, max_in_flight: int = 2,
+    url: str, frames: list[bytes], count: int, fps: float = 15.0, max_in_flight: int = 1,
     keep_messages: bool = False, drain_s: float = 10.0, until_predictions: int | None = None,
 ) -> StreamStats:
     """Offer ``count`` frames (cycling through ``frames``) at ``fps`` to ``url``; wait for the answers.

@@ -45,8 +45,9 @@ class LiveSettings:
     top_k: int = 3
     fps: float = 15.0
     """Frames per second the page sends at most."""
-    max_in_flight: int = 2
-    """Frames the page sends before it waits for an answer (more are skipped at the camera)."""
+    max_in_flight: int = 1
+    """Frames the page sends before it waits for an answer (more are skipped at the camera): 1 keeps
+    the latency at one frame's processing, instead of also waiting behind the previous frame."""
     task_model: str | None = None
     """HolisticLandmarker ``.task`` file; None: the bundled legacy Holistic."""
 
@@ -95,6 +96,10 @@ def top_list(result: LiveResult | None) -> list[dict[str, Any]]:
     if result is None:
         return []
     return [{"sign": s, "score": round(p, 6)} for s, p in zip(result.top.signs, result.top.probabilities, strict=True)]
+
+
+class SessionClosed(Exception):
+    """The session's graph was freed (the page went away) while a frame waited for it."""
 
 
 @dataclass
@@ -163,7 +168,7 @@ class LiveSession:
         image = decode_image(job.image)
         with self._lock:
             if self.extractor is None:
-                raise RuntimeError("session closed")
+                raise SessionClosed
             if self._reset:
                 self.recognizer.reset()
                 self._reset = False

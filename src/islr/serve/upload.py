@@ -66,11 +66,11 @@ def recognise_video(
     with open_video(path) as source, HolisticExtractor(Path(settings.task_model) if settings.task_model else None) as extractor:
         fps = source.fps
         landmarks = video_landmarks(source, extractor, max_frames)
+        truncated = max_frames is not None and len(landmarks) >= max_frames and any(True for _ in source.frames(1))
     frames = len(landmarks)
     hands = int(sum(has_hand(f) for f in landmarks))
     if hands == 0:
         raise NoHandError(f"no hand found in any of the {frames} frames")
     best = predictor.top_k(landmarks, min(top_k, predictor.num_classes))
     top = [{"sign": s, "score": round(p, 6)} for s, p in zip(best.signs, best.probabilities, strict=True)]
-    truncated = max_frames is not None and frames >= max_frames
     return VideoAnswer(top, frames, hands, fps, truncated, window_timeline(predictor, landmarks, fps, settings))
