@@ -59,11 +59,11 @@ def test_sign_gif(tmp_path):
         plot_sign(root, "zebra", tmp_path / "z.gif")
 
 
-@pytest.mark.real
-def test_cli_plots_on_real_data(real_data_dir, tmp_path, capsys):
-    png, gif = tmp_path / "d.png", tmp_path / "hello.gif"
-    assert main(["plot", "distribution", str(real_data_dir), "--out", str(png)]) == 0
-    assert main(["plot", "sign", str(real_data_dir), "--sign", "hello", "--out", str(gif), "--n", "2"]) == 0
+def test_cli_plots(kaggle_dir, tmp_path, capsys):
+    sign = "hello" if kaggle_dir.name == "asl-signs" else "sign002"
+    png, gif = tmp_path / "d.png", tmp_path / f"{sign}.gif"
+    assert main(["plot", "distribution", str(kaggle_dir), "--out", str(png)]) == 0
+    assert main(["plot", "sign", str(kaggle_dir), "--sign", sign, "--out", str(gif), "--n", "2"]) == 0
     assert capsys.readouterr().out.splitlines() == [f"wrote {png}", f"wrote {gif}"]
     frames = Image.open(gif)
     assert frames.n_frames > 1

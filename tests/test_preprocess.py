@@ -203,9 +203,9 @@ def test_bad_input_and_settings_raise_clear_errors():
         featurize(np.zeros((3, 5, 2), np.float32), PreprocessConfig())
 
 
-@pytest.mark.real
-def test_every_genuine_file_preprocesses(real_data_dir):
-    samples = read_train_csv(real_data_dir)
+def every_file_preprocesses(root) -> tuple[int, int]:
+    """Preprocess every file of ``root`` under three configurations; (files, longest variable output)."""
+    samples = read_train_csv(root)
     configs = [
         PreprocessConfig(),
         PreprocessConfig(landmarks="kaggle118", motion=True, length_mode="variable"),
@@ -222,4 +222,14 @@ def test_every_genuine_file_preprocesses(real_data_dir):
             else:
                 assert 1 <= f.shape[0] <= min(len(raw), cfg.max_len)
                 lengths.append(f.shape[0])
-    assert len(samples) == 522 and max(lengths) > 32
+    return len(samples), max(lengths)
+
+
+def test_every_synthetic_file_preprocesses(synth_dir):
+    assert every_file_preprocesses(synth_dir) == (120, 32)
+
+
+@pytest.mark.real
+def test_every_genuine_file_preprocesses(real_data_dir):
+    files, longest = every_file_preprocesses(real_data_dir)
+    assert files == 522 and longest > 32
