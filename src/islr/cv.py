@@ -133,15 +133,19 @@ def _train_member(cfg: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
 
 def cross_validate(cfg: ExperimentConfig, out_dir: str | Path, folds: int = 5, seeds: int = 1,
                    only_folds: list[int] | None = None, tta: str = "mirror",
-                   eval_data_dir: str | Path | None = None) -> CVResult:
+                   eval_data_dir: str | Path | None = None, export_dir: str | Path | None = None) -> CVResult:
     """Train every fold (and seed); returns per-fold metrics and mean/std over folds.
 
     ``tta``: also score each member with mirror TTA (``none`` skips it); ``eval_data_dir``: also
-    score each member on every sequence of that dataset (Kaggle layout, the run's sign map).
+    score each member on every sequence of that dataset (Kaggle layout, the run's sign map);
+    ``export_dir``: afterwards write every member's last checkpoint, copied, as ONE self-contained
+    ensemble run directory (:func:`export_ensemble`).
     """
     from islr.data.tta import check_tta
 
     check_tta(tta)
+    if export_dir is not None:
+        _check_export_dir(Path(export_dir))
     if eval_data_dir is not None and not Path(eval_data_dir).is_dir():
         raise ConfigError(f"--eval-data-dir {eval_data_dir}: folder not found")
     if folds < 2:
@@ -150,6 +154,7 @@ def cross_validate(cfg: ExperimentConfig, out_dir: str | Path, folds: int = 5, s
         raise ConfigError("--seeds must be at least 1")
     out = Path(out_dir)
     rows: list[dict[str, Any]] = []
+    trained: list[tuple[str, str]] = []  # (member name, run dir) for --export
     for fold in only_folds if only_folds is not None else range(folds):
         members = []
         for s in range(seeds):
@@ -158,6 +163,7 @@ def cross_validate(cfg: ExperimentConfig, out_dir: str | Path, folds: int = 5, s
             member_cfg.train.seed = cfg.train.seed + s
             print(f"-- fold {fold + 1}/{folds}, seed {member_cfg.train.seed}", flush=True)
             members.append(_member(member_cfg, out / f"fold{fold}" / f"seed{s}", tta, eval_data_dir))
+            trained.append((f"fold{fold}-seed{s}", members[-1]["run_dir"]))
         row: dict[str, Any] = {"fold": fold, "participants": members[0]["participants"], "n": members[0]["n"]}
         for key in MEMBER_KEYS:
             if all(m.get(key) is not None for m in members):
@@ -172,6 +178,8 @@ def cross_validate(cfg: ExperimentConfig, out_dir: str | Path, folds: int = 5, s
                                "tta": tta, "fold_participants": list(cfg.data.fold_participants)}
     if eval_data_dir is not None:
         summary["eval_data_dir"] = str(eval_data_dir)
+    if export_dir is not None:
+        summary["export_dir"] = str(export_ensemble(export_dir, trained))
     for key in (*MEMBER_KEYS, "ensemble_accuracy", "ensemble_top5", "ensemble_accuracy_tta"):
         values = [r[key] for r in rows if r.get(key) is not None]
         if values:
@@ -184,6 +192,27 @@ def cross_validate(cfg: ExperimentConfig, out_dir: str | Path, folds: int = 5, s
     atomic_write_text(out / "cv_summary.json", json.dumps({"summary": summary, "folds": rows}, indent=2))
     atomic_write_text(out / "cv_summary.md", result.markdown() + "\n")
     return result
+
+
+def _check_export_dir(path: Path) -> None:
+    from islr.inference.ensemble import is_ensemble
+
+    if path.exists() and (not path.is_dir() or (any(path.iterdir()) and not is_ensemble(path))):
+        raise ConfigError(f"--export {path}: exists and is not an ensemble run directory; choose a new folder")
+
+
+def export_ensemble(export_dir: str | Path, members: list[tuple[str, str]]) -> Path:
+    """Write ``members`` (``(name, run dir)``) as one self-contained ensemble run directory.
+
+    Each member's LAST checkpoint (the one CV scored) is copied to ``export_dir/members/<name>``;
+    ``islr predict``, ``live``, ``evaluate`` and ``export`` accept the folder, also once moved.
+    """
+    from islr.inference.ensemble import write_ensemble
+
+    out = Path(export_dir)
+    _check_export_dir(out)
+    names, dirs = zip(*members, strict=True) if members else ((), ())
+    return write_ensemble(out, list(dirs), copy_members=True, checkpoint="last", names=list(names))
 
 
 def _mean_per_class(tables: list[dict[str, float | None]]) -> dict[str, float | None]:

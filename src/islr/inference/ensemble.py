@@ -21,6 +21,8 @@ from islr.inference.predictor import BasePredictor, RunPredictor
 from islr.training.run_dir import RunDir
 
 ENSEMBLE_FILE = "ensemble.json"
+#: Sub-folder of a self-contained ensemble that holds its copied members.
+MEMBERS_DIR = "members"
 
 
 def is_ensemble(path: str | Path) -> bool:
@@ -28,8 +30,15 @@ def is_ensemble(path: str | Path) -> bool:
     return (Path(path) / ENSEMBLE_FILE).exists()
 
 
-def write_ensemble(out_dir: str | Path, members: Sequence[str | Path]) -> Path:
-    """Create an ensemble run directory over ``members`` (checked for matching preprocessing and signs)."""
+def write_ensemble(out_dir: str | Path, members: Sequence[str | Path], copy_members: bool = False,
+                   checkpoint: str | None = None, names: Sequence[str] | None = None) -> Path:
+    """Create an ensemble run directory over ``members`` (checked for matching preprocessing and signs).
+
+    By default the members are referenced by relative paths. ``copy_members`` copies them into
+    ``out_dir/members/<name>`` (config, sign map, history and checkpoints), so the directory is
+    self-contained and keeps working when moved; with ``checkpoint`` (``last``) only that
+    checkpoint is copied, under both names ``best`` and ``last``, so every verb's default loads it.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     runs = [RunDir(m) for m in members]
@@ -41,11 +50,38 @@ def write_ensemble(out_dir: str | Path, members: Sequence[str | Path]) -> Path:
             raise ModelError(f"{run.path}: preprocessing differs from {runs[0].path}; cannot ensemble")
         if run.load_sign_map() != first_map:
             raise ModelError(f"{run.path}: sign map differs from {runs[0].path}; cannot ensemble")
-    relative = [str(Path(r.path).resolve().relative_to(out.resolve().parent)) for r in runs]
-    (out / ENSEMBLE_FILE).write_text(json.dumps({"members": [f"../{r}" for r in relative], "combine": "mean_logits"}, indent=2))
+    if copy_members:
+        names = list(names) if names is not None else [f"{i:02d}-{r.path.name}" for i, r in enumerate(runs)]
+        if len(set(names)) != len(runs):
+            raise ModelError(f"member names must be unique, got {names}")
+        listed = [f"{MEMBERS_DIR}/{_copy_member(r, out / MEMBERS_DIR / n, checkpoint).name}" for r, n in zip(runs, names, strict=True)]
+    else:
+        listed = ["../" + str(Path(r.path).resolve().relative_to(out.resolve().parent)) for r in runs]
+    (out / ENSEMBLE_FILE).write_text(json.dumps({"members": listed, "combine": "mean_logits"}, indent=2))
     shutil.copyfile(runs[0].config_path, out / "config.yaml")
     shutil.copyfile(runs[0].path / "sign_map.json", out / "sign_map.json")
     return out
+
+
+def _copy_member(run: RunDir, dest: Path, checkpoint: str | None) -> Path:
+    """Copy what a predictor needs of ``run`` to ``dest`` (replacing an earlier copy)."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    (dest / "checkpoints").mkdir(parents=True)
+    for name in ("config.yaml", "sign_map.json", "history.json", "split.json"):
+        if (run.path / name).exists():
+            shutil.copyfile(run.path / name, dest / name)
+    files = sorted(run.checkpoints.glob(f"{checkpoint}.*" if checkpoint else "*"))
+    if not files:
+        raise ModelError(f"{run.path}: no {checkpoint or 'checkpoint'} files in {run.checkpoints}")
+    for file in files:
+        if checkpoint:  # the chosen checkpoint under both names
+            suffix = file.name[len(checkpoint):]
+            for tag in ("best", "last"):
+                shutil.copyfile(file, dest / "checkpoints" / f"{tag}{suffix}")
+        else:
+            shutil.copyfile(file, dest / "checkpoints" / file.name)
+    return dest
 
 
 def member_dirs(path: str | Path) -> list[Path]:

@@ -53,7 +53,9 @@ def train(
     if resume and not (run_dir / "checkpoints").is_dir():
         raise ConfigError(f"{run_dir}: nothing to resume (no checkpoints/ folder)")
     datasets = datasets or build_datasets(cfg, progress=cfg.train.progress)
-    if len(datasets.train) == 0 or len(datasets.valid) == 0:
+    # data.valid_size 0 (no folds) trains on every signer: fixed epochs, the last epoch is the model.
+    no_validation = cfg.data.valid_size == 0 and cfg.data.folds <= 1
+    if len(datasets.train) == 0 or (len(datasets.valid) == 0 and not no_validation):
         raise ConfigError(
             f"split {datasets.split!r} left {len(datasets.train)} training and {len(datasets.valid)} validation "
             "samples; need both (more participants, or data.split=random_stratified)"
@@ -99,7 +101,8 @@ def describe(result: TrainResult) -> str:
     last = result.history[-1] if result.history else {}
     parts = [f"run: {result.run_dir}", f"params: {result.num_parameters:,}"]
     if last:
-        parts.append(f"epochs: {len(result.history)} val_accuracy: {last.get('val_accuracy', float('nan')):.4f}")
+        shown = f" val_accuracy: {last['val_accuracy']:.4f}" if "val_accuracy" in last else " (no validation split)"
+        parts.append(f"epochs: {len(result.history)}{shown}")
     if result.test_metrics:
         parts.append(f"test: {json.dumps({k: round(v, 4) for k, v in result.test_metrics.items()})}")
     return "\n".join(parts)

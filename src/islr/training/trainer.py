@@ -204,6 +204,8 @@ class Trainer:
             }
             self._call("on_epoch_end", epoch, logs)
             self.save_checkpoint("last", epoch, logs)
+            if not len(self.valid_loader):  # no validation split: the final model is the last epoch
+                self.save_checkpoint("best", epoch, logs)
             if self.is_main and t.progress:
                 shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_top5", "lr"))
                 print(f"epoch {epoch + 1}/{t.epochs} {shown} ({epoch_time:.1f}s)", flush=True)
