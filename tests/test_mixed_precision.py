@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
 from islr.models import registry  # noqa: E402
 from islr.models.torch.layers import MaskedBatchNorm1d  # noqa: E402

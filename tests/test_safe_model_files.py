@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
+import torch
 
 from conftest import tiny_config  # noqa: E402
 from islr.checkpoint_format import read_checkpoint  # noqa: E402
