@@ -331,3 +331,14 @@ def test_real_import_into_a_copy_of_asl_signs(real_data_dir, tmp_path):
     assert rows_after[:len(rows_before)] == rows_before and len(rows_after) == len(rows_before) + 140
     assert read_sign_map(copy) == original_map
     assert_valid(copy)
+
+
+def test_forced_layout_skips_detection_and_checks_the_length(tmp_path):
+    seq = write_sequence(tmp_path / "MP_Data" / "yes" / "0", frames=2, order=("face", "pose", "lh", "rh"))
+    report = import_mpdata(tmp_path / "MP_Data", tmp_path / "ds", participant_id=1, layout="face-pose-hands")
+    assert report.written[0].layout == "face-pose-hands"
+    assert value(rows_of(report.written[0].parquet), 0, "pose", 11) == pytest.approx([0.41, 0.51, -0.5])
+    report = import_mpdata(tmp_path / "MP_Data", tmp_path / "ds2", participant_id=1, layout="pose-hands")
+    assert report.skipped == [(str(seq), f"{seq}: 1662 values a frame, layout pose-hands has 258")]
+    with pytest.raises(ConfigError, match="unknown layout 'nope'"):
+        import_mpdata(tmp_path / "MP_Data", tmp_path / "ds3", layout="nope")
