@@ -13,6 +13,7 @@ import importlib
 #: sub-command -> module under islr.commands defining configure(parser) and run(args)
 SOURCES: dict[str, str] = {
     "mpdata": "import_mpdata",
+    "pose": "import_pose",
 }
 
 

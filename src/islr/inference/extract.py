@@ -132,10 +132,13 @@ def extract_dataset(
     task_model: str | Path | None = None,
     max_frames: int | None = None,
     on_video: Callable[[ExtractedVideo | None, Path, str | None], None] | None = None,
+    pose: bool = False,
 ) -> ExtractReport:
     """Extract every video of ``inputs`` (a file or a folder) into the Kaggle layout under ``out``.
 
     ``on_video(item, video, reason)`` is called after each video (``item`` None when skipped).
+    ``pose=True`` also writes a pose-format Holistic ``.pose`` file beside each parquet (pixel
+    coordinates of the video's size, its frame rate; :mod:`islr.data.pose_files`).
     """
     root = Path(inputs)
     out = Path(out)
@@ -155,6 +158,7 @@ def extract_dataset(
                 with open_video(video) as source:
                     extractor.reset()
                     landmarks = video_landmarks(source, extractor, max_frames)
+                    geometry = (source.fps, source.width, source.height)
                 seconds = time.perf_counter() - started
                 if len(landmarks) > MAX_FRAMES:
                     raise DataError(video, f"{len(landmarks)} frames exceed the Kaggle int16 frame column; use --max-frames")
@@ -170,6 +174,10 @@ def extract_dataset(
             used.add(sequence_id)
             parquet = out / LANDMARK_DIR / str(participant_id) / f"{sequence_id}.parquet"
             write_landmarks(parquet, landmarks)
+            if pose:
+                from islr.data.pose_files import write_pose
+
+                write_pose(parquet.with_suffix(".pose"), landmarks, *geometry)
             item = ExtractedVideo(video, parquet, participant_id, sequence_id, sign_for(video, root, sign),
                                   len(landmarks), hands, seconds)
             record(out, item)
