@@ -88,6 +88,15 @@ def baseline(model: Path, frames: list[bytes], repeats: int) -> tuple[float, flo
     return p50, p95, 1000 * len(steady) / sum(steady)
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The server process's peak resident memory so far (Linux), else NaN."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,7 +120,7 @@ def server(model: Path, workers: int, log: Path):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"islr serve did not start:\n{log.read_text()[-2000:]}")
             time.sleep(0.3)
-        yield url.replace("http://", "ws://") + "/ws/live"
+        yield url.replace("http://", "ws://") + "/ws/live", proc.pid
     finally:
         proc.terminate()
         proc.wait(20)
@@ -143,10 +152,10 @@ def main() -> None:
         p50, p95, rate = baseline(model, clips["hello"] + clips["thankyou"], repeats=1)
         print(f"cores {os.cpu_count()}, load average at start {os.getloadavg()[0]:.1f}; {args.fps:g} frames/s offered "
               f"per session for {args.seconds:g} s; latency leaves out the first {WARMUP} answers of each session\n")
-        print("| sessions | right sign | offered | sent | skipped at camera | dropped by server | answered | answered/s (all) | p50 ms | p95 ms |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        print(f"| baseline: in-process, 1 graph, back to back | | | | | | | {rate:.1f} | {p50:.0f} | {p95:.0f} |")
-        with server(model, args.workers, Path(tmp) / "serve.log") as url:
+        print("| sessions | right sign | offered | sent | skipped at camera | dropped by server | answered | answered/s (all) | p50 ms | p95 ms | server peak RSS MB |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print(f"| baseline: in-process, 1 graph, back to back | | | | | | | {rate:.1f} | {p50:.0f} | {p95:.0f} | |")
+        with server(model, args.workers, Path(tmp) / "serve.log") as (url, pid):
             for n in (int(s) for s in args.sessions.split(",")):
                 signs, stats, wall = asyncio.run(load(url, clips, n, args.seconds, args.fps))
                 latencies = [ms for s in stats for ms in s.latencies_ms[WARMUP:]]
@@ -155,7 +164,7 @@ def main() -> None:
                 offered = sum(s.sent + s.skipped for s in stats)
                 answered = sum(s.answered for s in stats)
                 print(f"| {n} | {right}/{n} | {offered} | {sum(s.sent for s in stats)} | {sum(s.skipped for s in stats)} | "
-                      f"{sum(s.dropped for s in stats)} | {answered} | {answered / wall:.1f} | {lp50:.0f} | {lp95:.0f} |", flush=True)
+                      f"{sum(s.dropped for s in stats)} | {answered} | {answered / wall:.1f} | {lp50:.0f} | {lp95:.0f} | {peak_rss_mb(pid):.0f} |", flush=True)
                 if right != n:
                     print(json.dumps({sign: dict(s.top1) for sign, s in zip(signs, stats, strict=True)}), file=sys.stderr)
 

@@ -79,6 +79,7 @@ function stopCamera() {
   if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
   live.stream = null;
   live.inFlight.clear();
+  overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
   $("camera-start").disabled = false;
   $("camera-stop").disabled = true;
   $("camera-reset").disabled = true;
@@ -95,7 +96,7 @@ function openSocket() {
     if (live.ws === ws) {
       live.ready = false;
       clearInterval(live.timer);
-      setStatus($("camera-status"), "connection closed", true);
+      if (!$("camera-status").classList.contains("error")) setStatus($("camera-status"), "connection closed", true);
     }
   };
 }
