@@ -192,6 +192,19 @@ def test_sessions_beyond_max_sessions_are_refused_and_freed_ones_reused():
         assert missing.value.code == 404 and json.loads(missing.value.read()) == {"error": "Not Found", "status": 404}
 
 
+def test_the_page_loads_nothing_from_elsewhere():
+    import re
+
+    from islr.serve.app import STATIC
+
+    files = {p.name: p.read_text() for p in STATIC.iterdir()}
+    assert set(files) == {"index.html", "app.js", "style.css"}
+    for name, text in files.items():
+        assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text, re.IGNORECASE), name
+        assert "import " not in text or name != "app.js"  # plain script, no modules to fetch
+    assert re.findall(r'(?:src|href)="([^"]+)"', files["index.html"]) == ["/static/style.css", "/static/app.js"]
+
+
 # -- a trained model, the clips, a running server --------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
