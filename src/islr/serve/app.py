@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import threading
@@ -146,6 +147,14 @@ async def _drain(request: Request, cap: int) -> None:
                 return
 
 
+def _save(upload: UploadFile, path: Path) -> int:
+    """Copy an upload (spooled by the form parser) to ``path``; its size in bytes."""
+    upload.file.seek(0)
+    with open(path, "wb") as out:
+        shutil.copyfileobj(upload.file, out, 2**20)
+        return out.tell()
+
+
 def _upload_name(upload: UploadFile) -> str:
     name = Path(upload.filename or "upload").name
     return "".join(c for c in name if c.isprintable())[:120] or "upload"
@@ -204,15 +213,13 @@ def create_app(predictor: BasePredictor, model_name: str, settings: ServeSetting
             name = _upload_name(upload)
             if upload.size is not None and upload.size > limit:
                 return error(413, f"{name}: {too_large}")
-            data = await upload.read()
-            if not data:
-                return error(415, f"{name}: empty file, not a video")
             suffix = Path(name).suffix.lower()
             async with uploads:
                 with tempfile.TemporaryDirectory(prefix="islr-serve-") as tmp:
                     path = Path(tmp) / ("upload" + (suffix if suffix in VIDEO_SUFFIXES else ".video"))
-                    path.write_bytes(data)
-                    del data
+                    size = await asyncio.to_thread(_save, upload, path)
+                    if size == 0:
+                        return error(415, f"{name}: empty file, not a video")
                     try:
                         answer = await in_pool(recognise_video, path, shared, live, 5, settings.max_upload_frames)
                     except DeviceError:
