@@ -89,23 +89,14 @@ class SharedPredictor(BasePredictor):
 
 
 def load_sign_names(path: str | Path, num_classes: int) -> list[str]:
-    """Sign names in index order from a ``sign -> index`` JSON map (a file, or a folder holding the Kaggle one)."""
-    from islr.data.kaggle import SIGN_MAP_JSON
+    """Sign names in index order from a ``sign -> index`` JSON (a file, or a folder holding the Kaggle one),
+    checked against the model's number of classes."""
+    from islr.inference.exported import sign_names_from_map
 
-    path = Path(path)
-    target = path / SIGN_MAP_JSON if path.is_dir() else path
-    try:
-        mapping = json.loads(target.read_text())
-    except FileNotFoundError:
-        raise DataError(target, "sign map not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(target, f"not valid JSON ({exc})") from None
-    if not isinstance(mapping, dict) or not all(isinstance(v, int) for v in mapping.values()):
-        raise DataError(target, "expected a JSON object of sign -> index")
-    if sorted(mapping.values()) != list(range(num_classes)):
-        raise DataError(target, f"indices must be 0..{num_classes - 1}, each once (the model has {num_classes} signs), "
-                                f"got {len(mapping)} entries")
-    return [str(s) for s, _ in sorted(mapping.items(), key=lambda kv: kv[1])]
+    names = sign_names_from_map(path)
+    if len(names) != num_classes:
+        raise DataError(path, f"{len(names)} signs, but the model has {num_classes} signs")
+    return names
 
 
 def error(status: int, message: str) -> JSONResponse:
