@@ -131,3 +131,18 @@ def test_live_on_a_real_clip_with_sign_map(community_tflite, data, real_videos_d
     top = [t["sign"] for t in last["top"]]
     assert top[0] == SIGNS[int(np.argmax(expected))]
     np.testing.assert_allclose(last["top"][0]["probability"], expected.max(), atol=1e-4)
+
+
+def test_sign_map_renames_the_signs_of_a_run(synth_dir, tmp_path_factory, tmp_path):
+    from tiny_run import tiny_torch_run  # tests/ is on sys.path (rootdir conftest)
+
+    run = tiny_torch_run(synth_dir, tmp_path_factory)
+    plain = load_predictor(run)
+    names = [f"word{i}" for i in range(plain.num_classes)]
+    renamed = tmp_path / "names.json"
+    renamed.write_text(json.dumps({n: i for i, n in enumerate(names)}))
+    assert load_predictor(run, sign_map=renamed).sign_names == names
+    short = tmp_path / "short.json"
+    short.write_text(json.dumps({"a": 0}))
+    with pytest.raises(ModelError, match=f"1 signs but the run {run} has {plain.num_classes}"):
+        load_predictor(run, sign_map=short)

@@ -442,7 +442,13 @@ def load_predictor(path: str | Path, checkpoint: str = "best", sign_map: str | P
         if (path / "config.yaml").exists():
             from islr.inference.ensemble import open_run
 
-            return open_run(path, checkpoint)
+            predictor = open_run(path, checkpoint)
+            if sign_map is not None:  # display names only: the run's classes stay as trained
+                names = sign_names_from_map(sign_map)
+                if len(names) != predictor.num_classes:
+                    raise ModelError(f"{sign_map}: {len(names)} signs but the run {path} has {predictor.num_classes}")
+                predictor.sign_names = names
+            return predictor
     elif path.suffix.lower() == ".onnx":
         if not path.exists():
             raise ModelError(f"{path}: file not found")
