@@ -238,22 +238,35 @@ def test_kaggle_contract_and_parity_from_a_keras_run(keras_run, sequences, tmp_p
     assert load_predictor(out).raw_input
 
 
-def test_full_size_recipe_model_kaggle_file_is_small_and_exact(sequences, tmp_path):
-    """conv1d_transformer at the shipped size (708 features, 250 classes), untrained weights."""
+@pytest.fixture(scope="module")
+def full_size_recipe(tmp_path_factory):
+    """conv1d_transformer at the shipped size (708 features, 250 classes), untrained weights, exported
+    once to a Kaggle TFLite file; (model, preprocessing, file)."""
     from islr.models.registry import create_model
 
     cfg = PreprocessConfig(landmarks="kaggle118", length_mode="variable", motion=True)
     model = create_model("conv1d_transformer", "tensorflow", feature_dim(cfg), 250, {})
-    made = export_kaggle(model, cfg, 250, tmp_path / "recipe.tflite")
-    assert 5e6 < made.size < KAGGLE_MAX_BYTES  # 1.83M float32 weights: about 7.3 MB
-    ops = _operator_codes((tmp_path / "recipe.tflite").read_bytes())
+    path = tmp_path_factory.mktemp("recipe") / "recipe.tflite"
+    assert export_kaggle(model, cfg, 250, path).size == path.stat().st_size
+    return model, cfg, path
+
+
+def test_full_size_recipe_kaggle_file_is_small_with_builtin_ops_only(full_size_recipe):
+    _, _, path = full_size_recipe
+    assert 5e6 < path.stat().st_size < KAGGLE_MAX_BYTES  # 1.83M float32 weights: about 7.3 MB
+    ops = _operator_codes(path.read_bytes())
     assert ops and not [o for o in ops if not isinstance(o, int)], f"custom/Flex ops: {ops}"
+    assert describe_contract(path)["inputs"] == {"inputs": {"shape": [-1, 543, 3], "dtype": "float32"}}
+
+
+def test_full_size_recipe_kaggle_file_is_exact(full_size_recipe, sequences):
+    model, cfg, path = full_size_recipe
     raws, names = sequences.raws, sequences.names
     expected = []
     for raw in raws[18:26]:  # a mix of signs and lengths
         feats = preprocess(raw, cfg)[None]
         expected.append(np.asarray(model([feats, np.ones(feats.shape[:2], bool)], training=False))[0])
-    got = np.stack([run_kaggle(tmp_path / "recipe.tflite", r) for r in raws[18:26]])
+    got = np.stack([run_kaggle(path, r) for r in raws[18:26]])
     result = compare_logits(np.stack(expected), got, names[18:26])
     assert result.passed, result
 
