@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=32, help="frames in the sliding window (default 32)")
     parser.add_argument("--min-hand-frames", type=int, default=8, help="hand frames needed for a prediction (default 8)")
     parser.add_argument("--threshold", type=float, default=0.5, help="probability to accept the top sign (default 0.5)")
-    parser.add_argument("--mirror", action="store_true",
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=False,
                         help="the input itself is mirrored (e.g. recorded from a selfie preview): flip the "
                              "landmarks back before prediction; off by default for cameras and videos alike")
     parser.add_argument("--mirror-preview", action=argparse.BooleanOptionalAction, default=None,
