@@ -256,7 +256,8 @@ class TrainConfig:
     progress: bool = True
     """Show progress bars (only when stderr is a terminal; logs get one line per epoch)."""
     num_workers: int = 0
-    """Not read by either backend yet: batches are built in the training process."""
+    """Processes building the training batches (augment, featurize, collate) from the cache;
+    0 builds them in the training process. The batches are the same for any value."""
 
 
 @dataclass

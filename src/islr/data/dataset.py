@@ -18,7 +18,7 @@ import numpy as np
 from islr.config import PreprocessConfig
 from islr.data.augment import Augmenter
 from islr.data.balance import sample_probabilities
-from islr.data.preprocess import feature_dim, featurize
+from islr.data.preprocess import feature_dim, featurize_many
 
 _AUG_STREAM = 0xA5  # separates augmentation draws from the shuffling stream
 
@@ -91,7 +91,7 @@ class LandmarkDataset:
             from islr.data.tta import mirror_prepared
 
             seqs = [mirror_prepared(s, self.cfg) for s in seqs]
-        return [featurize(s, self.cfg) for s in seqs]
+        return featurize_many(seqs, self.cfg)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         if not -len(self) <= i < len(self):
@@ -183,9 +183,12 @@ class BatchLoader:
     def batch(self, b: int, order: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Batch ``b`` of the current epoch."""
         order = self.order() if order is None else order
-        idx = order[b * self.batch_size : (b + 1) * self.batch_size]
+        return self.batch_of(b, order[b * self.batch_size : (b + 1) * self.batch_size])
+
+    def batch_of(self, b: int, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Batch ``b`` of the current epoch from its sample positions (``order``'s slice ``b``)."""
         rng = np.random.default_rng([self.seed, self.epoch, b, _AUG_STREAM])
-        return self.dataset.collate(idx, rng)
+        return self.dataset.collate(indices, rng)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         order = self.order()

@@ -22,11 +22,18 @@ class TrainResult:
 
 
 def make_loaders(cfg: ExperimentConfig, datasets: Any) -> tuple[Any, Any, Any]:
-    """Train (shuffled, augmented), valid and test loaders over the same numpy batches for every framework."""
+    """Train (shuffled, augmented), valid and test loaders over the same numpy batches for every framework.
+
+    With ``train.num_workers`` > 0 the training batches are built in that many worker processes
+    (:class:`islr.data.loader.ParallelBatchLoader`: the same batches, in the same order); the
+    evaluation loaders (no augmentation) stay in the training process.
+    """
     from islr.data.dataset import BatchLoader
+    from islr.data.loader import make_loader
 
     t = cfg.train
     train = BatchLoader(datasets.train, t.batch_size, shuffle=True, seed=t.seed, sampling=cfg.data.sampling)
+    train = make_loader(train, t.num_workers)
     valid = BatchLoader(datasets.valid, t.batch_size, shuffle=False, seed=t.seed)
     test = BatchLoader(datasets.test, t.batch_size, shuffle=False, seed=t.seed)
     return train, valid, test
@@ -73,7 +80,10 @@ def train(
     if trainer.is_main:
         trainer.run.create()
         trainer.run.write_json("split.json", split_record(datasets))
-    history = trainer.fit(resume=resume)
+    try:
+        history = trainer.fit(resume=resume)
+    finally:
+        getattr(train_loader, "close", lambda: None)()  # stop the loader's worker processes
     test_metrics: dict[str, float] = {}
     if len(datasets.test) and trainer.is_main:
         # The test split is scored once, with the checkpoint the validation signers chose.
