@@ -325,3 +325,34 @@ def test_dot_dot_after_a_symlink_is_resolved_lexically(tmp_path):
     samples = read_train_csv(root)
     assert samples[-1].path == root / "train_landmark_files/1/101.parquet"
     assert not np.isclose(read_landmarks(samples[-1].path), SECRET).any()
+
+
+def test_the_vectorised_fast_path_agrees_with_the_exact_checks(tmp_path):
+    """Plain rows skip the per-row checks; every kind of row must come out as the exact check says."""
+    root = good_dataset(tmp_path / "data")
+    raws = ["train_landmark_files/1/101.parquet", ".hidden/a.parquet", "a..b/c.parquet", "a/./b.parquet",
+            "a//b.parquet", "a/b/", "./a.parquet", "a/../b.parquet", "..", "a/..", "/abs.parquet", "C:x.parquet",
+            "a\\b.parquet", "x\x00y", "ü/ß.parquet", " spaced /x.parquet"]
+    ids = ["7", "+7", "-7", "007", "7.0", "1e3", "999999999999999999", "9999999999999999999", "7x", "nan", "inf",
+           " 7", "0x7", "7.5", "-0", "1_000"]
+    _append_rows(root, [(raw, pid, 5000 + i, "hello") for i, (raw, pid) in enumerate(zip(raws, ids, strict=True))])
+    table = read_train_table(root)
+    kept = {s.sequence_id: s for s in table.samples}
+    refused = {int(r.sequence_id): r for r in table.rejected}
+    for i, (raw, pid) in enumerate(zip(raws, ids, strict=True)):
+        try:
+            expected_path = root / contained_relative_path(raw)
+        except ValueError:
+            expected_path = None
+        try:
+            expected_id = int(float(pid)) if float(pid).is_integer() and abs(float(pid)) < 2**63 else None
+        except ValueError:
+            expected_id = None
+        if pid in ("9999999999999999999",):
+            expected_id = None  # beyond int64
+        if pid == "999999999999999999":
+            expected_id = 999999999999999999  # exact, not rounded through float
+        if expected_path is None or expected_id is None:
+            assert 5000 + i in refused and 5000 + i not in kept, (raw, pid)
+        else:
+            assert kept[5000 + i].path == expected_path and kept[5000 + i].participant_id == expected_id, (raw, pid)

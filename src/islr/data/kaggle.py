@@ -67,6 +67,9 @@ def read_sign_map(data_dir: str | Path) -> dict[str, int]:
 
 ESCAPES = "path escapes the data folder"
 _INT64_LIMIT = 2**63
+_PLAIN_ID = r"[+-]?\d{1,18}"  # fits int64 for sure
+_PLAIN_PATH = r"(?:[^/\\:\x00]+/)*[^/\\:\x00]+"
+_DOT_PART = r"(?:^|/)\.\.?(?:/|$)"
 
 
 def contained_relative_path(raw: str) -> str:
@@ -189,26 +192,38 @@ def read_train_table(data_dir: str | Path, csv_name: str = TRAIN_CSV) -> TrainTa
             raise DataError(path, f"column {name!r} is empty in {int(blank.sum())} rows "
                                   f"(first at data row {int(blank.to_numpy().argmax()) + 1})")
     table = TrainTable(path, [], [], [], [])
+    # Vectorised fast paths (the exact per-row checks cost ~50 µs a row): plain decimal ids, and paths
+    # that are already normalised and contained (no '.' or '..' part, no separator at either end,
+    # no backslash, colon or NUL). Anything else goes through the exact per-row checks.
+    paths = frame["path"]
+    plain_path = (paths.str.fullmatch(_PLAIN_PATH) & ~paths.str.contains(_DOT_PART)).to_numpy()
+    ids = {}
+    for name in ("participant_id", "sequence_id"):
+        plain = frame[name].str.fullmatch(_PLAIN_ID).to_numpy()
+        ids[name] = (plain, frame[name].where(plain, "0").astype(np.int64).tolist())
     columns = [frame[c].tolist() for c in TRAIN_COLUMNS]
     lines = (frame.index.to_numpy() + 2).tolist()  # the header is line 1
-    for row, (line, raw_path, pid, sid, sign) in enumerate(zip(lines, *columns, strict=True), start=1):
+    for i, (line, raw_path, pid, sid, sign) in enumerate(zip(lines, *columns, strict=True)):
         reasons = []
-        ids = []
+        numbers = []
         for name, value in (("participant_id", pid), ("sequence_id", sid)):
-            number = parse_id(value)
+            plain, parsed = ids[name]
+            number = parsed[i] if plain[i] else parse_id(value)
             if number is None:
-                reasons.append(f"column {name!r} must hold integers; data row {row} has {printable(value)!r}")
-            ids.append(number)
-        try:
-            relative = contained_relative_path(raw_path)
-        except ValueError as exc:
-            reasons.append(str(exc))
+                reasons.append(f"column {name!r} must hold integers; data row {i + 1} has {printable(value)!r}")
+            numbers.append(number)
+        relative = raw_path
+        if not plain_path[i]:
+            try:
+                relative = contained_relative_path(raw_path)
+            except ValueError as exc:
+                reasons.append(str(exc))
         if reasons:
             table.rejected.append(RejectedRow(line, raw_path, pid, sid, sign, "; ".join(reasons)))
             continue
-        table.samples.append(Sample(data_dir / relative, ids[0], ids[1], sign))
+        table.samples.append(Sample(data_dir / relative, numbers[0], numbers[1], sign))
         table.lines.append(line)
-        table.data_rows.append(row)
+        table.data_rows.append(i + 1)
     if not table.samples:
         first = table.rejected[0]
         raise DataError(path, f"no usable rows ({len(table.rejected)} refused); first: {first.where()}: {first.reason}")
