@@ -1,7 +1,10 @@
 """Check a Kaggle-layout folder (train.csv, sign map, every parquet file) and write a report CSV.
 
 Prints ``N valid, M invalid`` and where the report went; lists the invalid rows on stderr;
-exits 1 when anything is invalid. The data folder is only read, never written.
+exits 1 when anything is invalid. The data folder is only read, never written. A train.csv row
+with a non-integer id or a path that escapes DATA_DIR is listed by line and sequence id and its
+file is never opened; a file with inf, -inf or ``|value| > 1000`` coordinates is listed with how
+many. The report is written atomically: a full disk keeps the previous report.
 """
 
 from __future__ import annotations

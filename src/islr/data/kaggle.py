@@ -4,6 +4,11 @@ A parquet file has one row per (frame, landmark) with columns ``frame, row_id, t
 landmark_index, x, y, z``; every frame has 543 rows in the order of
 :data:`islr.data.landmarks.PART_ORDER`. :func:`read_landmarks` turns it into float32
 ``(frames, 543, 3)`` with NaN where a part was not detected, reading only the columns it needs.
+
+train.csv comes from outside and is not trusted: :func:`read_train_table` judges every row on its
+own and refuses (by line and sequence id, without opening anything) a non-integer id or a path
+that escapes the data folder (:func:`contained_relative_path`); :func:`read_train_csv`, which
+every batch job uses, skips those rows with one :class:`SkippedRowsWarning`.
 """
 
 from __future__ import annotations
