@@ -248,7 +248,7 @@ def create_app(predictor: BasePredictor, model_name: str, settings: ServeSetting
                     with contextlib.suppress(ValueError, AttributeError):
                         if json.loads(message["text"]).get("type") == "reset":
                             session.request_reset()
-        except WebSocketDisconnect:
+        except (WebSocketDisconnect, OSError):  # the page went away (uvicorn's ClientDisconnected is an OSError)
             pass
         except IslrError as exc:  # e.g. MediaPipe missing: say so, in one line
             with contextlib.suppress(Exception):
