@@ -36,10 +36,25 @@ def test_bad_override_is_a_config_error(tmp_path, capsys):
     assert code == 2 and "unknown key" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("verb", [None, *sorted(COMMANDS)])
-def test_help_is_plain_text_without_rst_markup(verb, capsys):
+def _nested() -> list[list[str]]:
+    """Every sub-command path below the verbs (``import pose``, ``config show``, ...)."""
+    import argparse
+
+    from islr.cli import build_parser
+
+    paths = []
+    verbs = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for verb, parser in verbs.choices.items():
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                paths += [[verb, name] for name in action.choices]
+    return paths
+
+
+@pytest.mark.parametrize("argv", [[], *([v] for v in sorted(COMMANDS)), *_nested()], ids=" ".join)
+def test_help_is_plain_text_without_rst_markup(argv, capsys):
     with pytest.raises(SystemExit):
-        main(["--help"] if verb is None else [verb, "--help"])
+        main([*argv, "--help"])
     out = capsys.readouterr().out
     assert "``" not in out and ":class:" not in out and ":func:" not in out and "`" not in out
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 
 _ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
-_LITERAL = re.compile(r"``(.+?)``")
+_LITERAL = re.compile(r"``(.+?)``", re.S)  # may wrap a line
 _LINK = re.compile(r"`([^`<]+?)\s*<[^>]+>`_")
-_INTERPRETED = re.compile(r"`([^`]+)`")
+_INTERPRETED = re.compile(r"`([^`]+)`")  # [^`] spans lines too
 
 
 def plain(text: str) -> str:
