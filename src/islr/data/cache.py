@@ -15,7 +15,7 @@ compact store in ``cache_dir/<landmarks>-<key>/``:
 The key hashes the settings that ``prepare`` depends on, the store format and every input file
 (path, size, modification time, metadata), so changing any of them builds a new store and an
 unchanged second run only opens the existing one. Work is written as chunk shards, so a build
-that is killed resumes where it stopped. Every file is written atomically (:mod:`islr.fileio`): a
+that is killed resumes where it stopped. Every file is written atomically (``islr.fileio``): a
 full disk raises :class:`~islr.errors.WriteError` naming the file, leaves no half-written file
 under a final name and keeps the finished shards, so the build resumes once there is room. Raw
 data is only read, never written.

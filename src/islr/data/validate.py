@@ -221,7 +221,7 @@ class ValidationReport:
         return frame
 
     def write_csv(self, path: str | Path) -> Path:
-        """Write the report as CSV (parent folders are created; atomic, see :mod:`islr.fileio`)."""
+        """Write the report as CSV (parent folders are created; atomic, see ``islr.fileio``)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:

@@ -13,7 +13,7 @@ several batch sizes and frame counts:
 Measured with torch 2.13: most models pass route 1; ``lstm`` fails it (torch.export pins the frame
 count of ``nn.LSTM``) and passes route 2; ``hybrid_ensemble`` only exports at a fixed frame count.
 
-The file is written atomically (:mod:`islr.fileio`): a full disk stops the export with a
+The file is written atomically (``islr.fileio``): a full disk stops the export with a
 :class:`~islr.errors.WriteError` (not "try the next route") and leaves the previous file intact.
 """
 
