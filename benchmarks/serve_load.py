@@ -6,7 +6,8 @@ rule of at most ``max_in_flight`` (1) frame unanswered (a frame due while one wa
 the camera); the
 server may also *drop* a waiting frame for a newer one. Latency is measured per answered frame,
 from sending its bytes to receiving its JSON answer. Each session must get its own clip's sign as
-its majority top-1 (no cross-talk between sessions).
+its majority top-1 (no cross-talk between sessions); a session answered too few frames with hands
+to reach ``--min-hand-frames`` (an overloaded machine) is counted apart.
 
 Baseline, in the same run: the same frames through a bare Holistic graph and the same sliding
 window and predictor in this process, one frame after another (decode + Holistic + window).
@@ -161,11 +162,12 @@ def main() -> None:
                 latencies = [ms for s in stats for ms in s.latencies_ms[WARMUP:]]
                 lp50, lp95 = percentiles(latencies)
                 right = sum(s.majority == sign for sign, s in zip(signs, stats, strict=True))
+                silent = sum(s.majority is None for s in stats)  # too few hand frames answered to predict
                 offered = sum(s.sent + s.skipped for s in stats)
                 answered = sum(s.answered for s in stats)
-                print(f"| {n} | {right}/{n} | {offered} | {sum(s.sent for s in stats)} | {sum(s.skipped for s in stats)} | "
+                print(f"| {n} | {right}/{n}{f' ({silent} without a prediction)' if silent else ''} | {offered} | {sum(s.sent for s in stats)} | {sum(s.skipped for s in stats)} | "
                       f"{sum(s.dropped for s in stats)} | {answered} | {answered / wall:.1f} | {lp50:.0f} | {lp95:.0f} | {peak_rss_mb(pid):.0f} |", flush=True)
-                if right != n:
+                if right + silent != n:
                     print(json.dumps({sign: dict(s.top1) for sign, s in zip(signs, stats, strict=True)}), file=sys.stderr)
 
 
