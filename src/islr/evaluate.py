@@ -20,7 +20,7 @@ import numpy as np
 from islr.data.tta import check_tta
 from islr.errors import ConfigError
 from islr.fileio import atomic_path
-from islr.training.metrics import classification_metrics, confusion_matrix, per_class_accuracy
+from islr.training.metrics import classification_metrics, confusion_matrix
 from islr.training.run_dir import RunDir
 
 SPLITS = ("test", "valid", "train", "all")
@@ -129,19 +129,20 @@ def write_all(files: dict[Path, bytes]) -> None:
 def _write_outputs(out: Path, metrics: dict[str, Any], logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Path]:
     import json
 
-    from islr.training.tensorboard import confusion_png
+    from islr.confusion import confusion_png, sign_rows
 
     predictions = logits.argmax(-1)
-    n = len(names)
-    per_sign = per_class_accuracy(labels, predictions, n)
-    support = np.bincount(labels, minlength=n)
+    cm = confusion_matrix(labels, predictions, len(names))
+    rows = sign_rows(cm, names)
     paths = {"metrics": out / "metrics.json", "per_sign": out / "per_sign_accuracy.csv", "confusion": out / "confusion_matrix.png"}
     text = io.StringIO(newline="")
     writer = csv.writer(text)
-    writer.writerow(["sign", "accuracy", "support"])
-    order = sorted((i for i in range(n) if support[i]), key=lambda i: per_sign[i])
-    writer.writerows([names[i], f"{per_sign[i]:.4f}", int(support[i])] for i in order)
-    png, _, _ = confusion_png(confusion_matrix(labels, predictions, n), names)
+    # The first three columns are the original format; the rest were added for many-sign runs.
+    writer.writerow(["sign", "accuracy", "support", "precision", "f1", "most_confused_with", "most_confused_count"])
+    order = sorted((r for r in rows if r.support), key=lambda r: r.recall)
+    writer.writerows([r.sign, f"{r.recall:.4f}", r.support, "" if np.isnan(r.precision) else f"{r.precision:.4f}",
+                      f"{r.f1:.4f}", r.confused_with, r.confused_count] for r in order)
+    png = confusion_png(cm, names)
     write_all({paths["metrics"]: json.dumps(metrics, indent=2).encode(), paths["per_sign"]: text.getvalue().encode(),
                paths["confusion"]: png})
     return paths

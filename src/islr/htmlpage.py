@@ -36,6 +36,41 @@ figure { display: inline-block; margin: 6px; vertical-align: top; text-align: ce
 figcaption { font-size: 13px; color: #444; }
 pre { background: #f0f2f5; padding: 12px; border-radius: 6px; overflow-x: auto; font-size: 12px; }
 .note { color: #666; font-style: italic; }
+div.scroll { max-height: 640px; overflow-y: auto; border: 1px solid #e3e6ea; border-radius: 6px; display: inline-block; }
+div.scroll table { margin: 0; }
+div.scroll th { position: sticky; top: 0; }
+table.sortable th { cursor: pointer; user-select: none; }
+table.sortable th[data-order="asc"]::after { content: " \\25B2"; }
+table.sortable th[data-order="desc"]::after { content: " \\25BC"; }
+"""
+
+# Click a header of a table.sortable to sort its rows (again to reverse). A cell's data-v, when
+# present, is its sort key; numbers sort numerically and before text (e.g. an empty cell).
+SORT_JS = """
+document.querySelectorAll('table.sortable').forEach(function (table) {
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.title = 'click to sort';
+    th.addEventListener('click', function () {
+      var asc = th.dataset.order !== 'asc';
+      Array.prototype.forEach.call(heads, function (h) { delete h.dataset.order; });
+      th.dataset.order = asc ? 'asc' : 'desc';
+      var key = function (row) {
+        var cell = row.cells[col], v = cell.dataset.v !== undefined ? cell.dataset.v : cell.textContent;
+        var n = parseFloat(v);
+        return isNaN(n) ? v.toLowerCase() : n;
+      };
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows).map(function (r, i) { return [key(r), i, r]; });
+      rows.sort(function (a, b) {
+        var x = a[0], y = b[0], order;
+        if (typeof x === typeof y) { order = x < y ? -1 : x > y ? 1 : 0; } else { order = typeof x === 'number' ? -1 : 1; }
+        return (asc ? order : -order) || a[1] - b[1];
+      });
+      rows.forEach(function (r) { body.appendChild(r[2]); });
+    });
+  });
+});
 """
 
 
@@ -75,15 +110,30 @@ def pyplot() -> Any:
     return plt
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[bool] | None = None) -> str:
-    """An HTML table; cells are escaped, ``numeric`` columns are right-aligned."""
+def _cell(value: Any, numeric: bool) -> str:
+    """One ``<td>``; a ``(text, key)`` tuple shows ``text`` and sorts by ``key``."""
+    klass = ' class="num"' if numeric else ""
+    if isinstance(value, tuple):
+        text, key = value
+        return f'<td{klass} data-v="{esc(key)}">{esc(text)}</td>'
+    return f"<td{klass}>{esc(value)}</td>"
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Sequence[bool] | None = None,
+          sortable: bool = False) -> str:
+    """An HTML table; cells are escaped, ``numeric`` columns are right-aligned.
+
+    ``sortable`` tables sort by a column when its header is clicked (inline script added by
+    :class:`Page`); a cell given as ``(text, key)`` sorts by ``key``.
+    """
     numeric = numeric or [False] * len(headers)
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = []
     for row in rows:
-        cells = "".join(f'<td class="num">{esc(c)}</td>' if n else f"<td>{esc(c)}</td>" for c, n in zip(row, numeric, strict=True))
+        cells = "".join(_cell(c, n) for c, n in zip(row, numeric, strict=True))
         body.append(f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    klass = ' class="sortable"' if sortable else ""
+    return f"<table{klass}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
 def card(label: str, value: str) -> str:
@@ -107,10 +157,13 @@ class Page:
 
     def render(self) -> str:
         sub = f'<p class="sub">{esc(self.subtitle)}</p>' if self.subtitle else ""
+        body = "".join(self.parts)
+        # Inline, so the page stays one file that works offline.
+        script = f"<script>{SORT_JS}</script>" if 'class="sortable"' in body else ""
         return (
             "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{esc(self.title)}</title>"
-            f"<style>{CSS}</style></head><body><main><h1>{esc(self.title)}</h1>{sub}{''.join(self.parts)}</main></body></html>\n"
+            f"<style>{CSS}</style></head><body><main><h1>{esc(self.title)}</h1>{sub}{body}</main>{script}</body></html>\n"
         )
 
     def write(self, path: str | Path) -> Path:

@@ -22,9 +22,17 @@ import numpy as np
 import yaml
 
 from islr.config import to_dict
+from islr.confusion import (
+    LABELLED_MAX,
+    SignRow,
+    overview_png,
+    pair_classes,
+    sign_rows,
+    submatrix_png,
+)
 from islr.fileio import atomic_write_text
 from islr.htmlpage import Page, card, esc, figure_png, img, pyplot, table
-from islr.training.metrics import confusion_matrix, per_class_accuracy, softmax
+from islr.training.metrics import confusion_matrix, softmax
 from islr.training.run_dir import RunDir
 
 STATS_FILE = "model_stats.json"
@@ -135,32 +143,6 @@ def most_confused_signs(cm: np.ndarray, k: int = 15) -> list[int]:
     return [int(i) for i in order[:k] if involvement[i] > 0]
 
 
-def confusion_png(cm: np.ndarray, names: list[str], classes: list[int]) -> bytes:
-    """Row-normalised confusion matrix restricted to ``classes`` (counts written in the cells)."""
-    plt = pyplot()
-    sub = cm[np.ix_(classes, classes)]
-    rows = np.maximum(cm[classes].sum(axis=1, keepdims=True), 1)
-    share = sub / rows
-    n = len(classes)
-    size = max(4.5, 0.42 * n + 2.2)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
-    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    labels = [names[i] for i in classes]
-    ax.set_xticks(range(n), labels, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), labels, fontsize=8)
-    for i in range(n):
-        for j in range(n):
-            if sub[i, j]:
-                ax.text(j, i, str(sub[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if share[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("Most-confused signs (colour: share of the true sign's samples)", fontsize=10)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    return figure_png(fig)
-
-
 def per_sign_png(accuracy: np.ndarray, support: np.ndarray, names: list[str], top: int = 20) -> bytes:
     """Per-sign accuracy sorted; with many signs only the ``top`` worst and best are drawn."""
     plt = pyplot()
@@ -179,6 +161,7 @@ def per_sign_png(accuracy: np.ndarray, support: np.ndarray, names: list[str], to
     ax.bar_label(bars, labels=[f"{accuracy[i]:.0%} (n={support[i]})" for i in order], fontsize=7, padding=2)
     ax.set_yticks(y, [names[i] for i in order], fontsize=8)
     ax.invert_yaxis()
+    ax.margins(y=0.01)
     ax.set_xlim(0, 1.18)
     ax.set_xlabel("accuracy", fontsize=9)
     title = "Per-sign accuracy, worst first"
@@ -202,6 +185,69 @@ def confused_pairs(cm: np.ndarray, names: list[str], k: int = 15) -> list[tuple[
             break
         pairs.append((names[t], names[p], int(off[t, p]), float(off[t, p] / max(cm[t].sum(), 1)), int(off[p, t])))
     return pairs
+
+
+def _percent(value: float) -> tuple[str, str]:
+    """A rate as shown (``12.5%``, ``–`` when undefined) with its sort key ('' sorts last)."""
+    return ("–", "") if np.isnan(value) else (f"{value:.1%}", f"{value:.6f}")
+
+
+def sign_table(rows: list[SignRow]) -> str:
+    """Sortable per-sign table of the signs with samples, worst recall first."""
+    shown = sorted((r for r in rows if r.support), key=lambda r: (r.recall, r.sign))
+    body = [(r.sign, _percent(r.recall), _percent(r.precision), _percent(r.f1), r.support,
+             (f"{r.confused_with} ({r.confused_count})" if r.confused_count else "–", r.confused_with),
+             (f"{r.confused_count / r.support:.0%}" if r.confused_count else "–", f"{r.confused_count / r.support:.6f}"))
+            for r in shown]
+    headers = ["sign", "accuracy (recall)", "precision", "F1", "samples", "most common wrong prediction (count)",
+               "its share of the sign"]
+    return f'<div class="scroll">{table(headers, body, [False, True, True, True, True, False, True], sortable=True)}</div>'
+
+
+def confusion_sections(page: Page, cm: np.ndarray, names: list[str], pairs: int = 20) -> int:
+    """Add the confusion matrix, per-sign and most-confused-pairs sections; returns the images added.
+
+    Up to :data:`~islr.confusion.LABELLED_MAX` signs the whole matrix is drawn with labels; beyond,
+    the labelled sub-matrix of the signs of the largest confusions and a small heat map of the
+    whole matrix (no tick labels), so 250 signs stay readable.
+    """
+    n = len(names)
+    images = 0
+    rows = sign_rows(cm, names)
+    off_diagonal = int(cm.sum() - np.trace(cm))
+    if not off_diagonal:
+        page.add("Confusion matrix", '<p class="note">No mistakes: nothing is confused.</p>', "confusion")
+    elif n <= LABELLED_MAX:
+        images += 1
+        page.add("Confusion matrix", img(submatrix_png(cm, names, list(range(n)), "Confusion matrix (colour: share of "
+                                                        "the true sign's samples)"), "confusion matrix"), "confusion")
+    else:
+        classes = pair_classes(cm)
+        images += 2
+        page.add("Confusion matrix of the most-confused signs",
+                 f"<p>{n} signs are too many to label in one matrix: below, the {len(classes)} signs of the largest "
+                 "confusions (taken pair by pair from the biggest off-diagonal counts), then the whole matrix as a "
+                 "heat map without labels (the per-sign table and the pairs name every sign).</p>"
+                 + img(submatrix_png(cm, names, classes, "Most-confused signs (colour: share of the true sign's samples)"),
+                       "confusion matrix of the most-confused signs")
+                 + img(overview_png(cm), f"whole {n}-sign confusion matrix", width=560), "confusion")
+
+    images += 1
+    accuracy = np.array([r.recall for r in rows])
+    support = np.array([r.support for r in rows])
+    without = n - int((support > 0).sum())
+    missing = f" {without} sign(s) without samples are not listed." if without else ""
+    page.add("Per-sign accuracy", img(per_sign_png(accuracy, support, names), "per-sign accuracy")
+             + f"<p>All {n - without} signs with samples; click a column header to sort.{esc(missing)}</p>"
+             + sign_table(rows), "per-sign")
+
+    top = confused_pairs(cm, names, pairs)
+    errors = f"<p>The {len(top)} largest of {off_diagonal:,} mistakes by (true, predicted) pair.</p>" if top else ""
+    page.add("Most-confused pairs", errors + table(
+        ["true sign", "predicted as", "count", "share of true sign", "share of all mistakes", "other way round"],
+        [(t, p, c, (f"{s:.0%}", f"{s:.6f}"), f"{c / off_diagonal:.1%}", r) for t, p, c, s, r in top],
+        [False, False, True, True, True, True], sortable=True) if top else '<p class="note">No mistakes.</p>', "pairs")
+    return images
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -315,8 +361,6 @@ def _page(run: RunDir, cfg: Any, ev: Any, names: list[str], stats: ModelStats, g
     predictions = ev.logits.argmax(-1)
     n = len(names)
     cm = confusion_matrix(ev.labels, predictions, n)
-    support = cm.sum(axis=1)
-    accuracy = per_class_accuracy(ev.labels, predictions, n)
     signers, independent, notes = _signers(run, data_path, ev.sequence_ids)
     images = 0
     page = Page(f"{cfg.model.name} ({cfg.train.framework}) — {run.path.name}",
@@ -343,23 +387,7 @@ def _page(run: RunDir, cfg: Any, ev: Any, names: list[str], stats: ModelStats, g
             f"at epoch {history.index(best) + 1}; mean epoch time {np.mean(epoch_times):.2f} s.</p>" if epoch_times else "")
     page.add("Training curves", body or '<p class="note">No history.json in the run.</p>', "curves")
 
-    classes = most_confused_signs(cm)
-    if classes:
-        images += 1
-        page.add("Confusion matrix of the most-confused signs", img(confusion_png(cm, names, classes), "confusion matrix"), "confusion")
-    else:
-        page.add("Confusion matrix", '<p class="note">No mistakes: nothing is confused.</p>', "confusion")
-
-    images += 1
-    order = sorted((i for i in range(n) if support[i]), key=lambda i: (accuracy[i], names[i]))
-    full = table(["sign", "accuracy", "samples"], [(names[i], f"{accuracy[i]:.1%}", int(support[i])) for i in order], [False, True, True])
-    page.add("Per-sign accuracy", img(per_sign_png(accuracy, support, names), "per-sign accuracy")
-             + f"<details><summary>All {len(order)} signs</summary>{full}</details>", "per-sign")
-
-    pairs = confused_pairs(cm, names)
-    page.add("Most-confused pairs", table(["true sign", "predicted as", "count", "share of true sign", "other way round"],
-                                          [(t, p, c, f"{s:.0%}", r) for t, p, c, s, r in pairs], [False, False, True, True, True])
-             if pairs else '<p class="note">No mistakes.</p>', "pairs")
+    images += confusion_sections(page, cm, names)
 
     if gifs:
         images += len(gifs)
