@@ -192,7 +192,7 @@ class Augmenter:
         """Horizontal flip: ``x -> 1 - x`` and left/right landmarks swapped."""
         if seq.shape[1] != len(self.mirror_perm):
             raise ValueError(f"sequence has {seq.shape[1]} points, the mirror map {len(self.mirror_perm)}")
-        flipped = seq[:, self.mirror_perm].copy()
+        flipped = seq[:, self.mirror_perm]  # fancy indexing copies
         if self._x is not None:
             flipped[..., self._x] = 1.0 - flipped[..., self._x]
         return flipped

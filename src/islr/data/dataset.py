@@ -114,18 +114,31 @@ class LandmarkDataset:
         view.mirrored = True
         return view
 
-    def collate(self, indices: Sequence[int], rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
-        """One batch dict: ``x`` zero-padded ``(B, T, F)``, ``mask`` True on real frames, ``y``."""
+    def collate(self, indices: Sequence[int], rng: np.random.Generator | None = None,
+                pad: bool = True) -> dict[str, np.ndarray]:
+        """One batch dict: ``x`` zero-padded ``(B, T, F)``, ``mask`` True on real frames, ``y``.
+
+        ``pad=False`` returns the unpadded parts instead, ``features`` ``(sum of lengths, F)``,
+        ``lengths`` and ``y`` (a far smaller message between processes); :meth:`pad` finishes them.
+        """
         feats = self.features(indices, rng)
         lengths = np.array([len(f) for f in feats], dtype=np.int64)
-        width = self.cfg.fixed_len if self.cfg.length_mode == "fixed" else max(1, int(lengths.max(initial=0)))
-        x = np.zeros((len(feats), width, self.feature_dim), dtype=np.float32)
-        mask = np.zeros((len(feats), width), dtype=bool)
-        for b, f in enumerate(feats):
-            x[b, : len(f)] = f
-            mask[b, : len(f)] = True
         y = self.labels[np.asarray(indices, dtype=np.int64)] if len(indices) else np.zeros(0, np.int64)
-        return {"x": x, "mask": mask, "y": y.astype(np.int64)}
+        features = np.concatenate(feats) if feats else np.zeros((0, self.feature_dim), np.float32)
+        parts = {"features": features, "lengths": lengths, "y": y.astype(np.int64)}
+        return self.pad(parts) if pad else parts
+
+    def pad(self, parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The batch dict of :meth:`collate`'s unpadded ``parts``."""
+        lengths = parts["lengths"]
+        width = self.cfg.fixed_len if self.cfg.length_mode == "fixed" else max(1, int(lengths.max(initial=0)))
+        x = np.zeros((len(lengths), width, self.feature_dim), dtype=np.float32)
+        mask = np.arange(width) < lengths[:, None]
+        features, start = parts["features"], 0
+        for i, length in enumerate(lengths.tolist()):  # one block copy a sequence
+            x[i, :length] = features[start : start + length]
+            start += length
+        return {"x": x, "mask": mask, "y": parts["y"]}
 
     def __repr__(self) -> str:
         n_part = len(np.unique(self.participants))
@@ -185,10 +198,11 @@ class BatchLoader:
         order = self.order() if order is None else order
         return self.batch_of(b, order[b * self.batch_size : (b + 1) * self.batch_size])
 
-    def batch_of(self, b: int, indices: np.ndarray) -> dict[str, np.ndarray]:
-        """Batch ``b`` of the current epoch from its sample positions (``order``'s slice ``b``)."""
+    def batch_of(self, b: int, indices: np.ndarray, pad: bool = True) -> dict[str, np.ndarray]:
+        """Batch ``b`` of the current epoch from its sample positions (``order``'s slice ``b``);
+        ``pad=False``: its unpadded parts (see :meth:`LandmarkDataset.collate`)."""
         rng = np.random.default_rng([self.seed, self.epoch, b, _AUG_STREAM])
-        return self.dataset.collate(indices, rng)
+        return self.dataset.collate(indices, rng, pad=pad)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:
         order = self.order()

@@ -6,7 +6,8 @@ wrapped loader once, when the pool starts; a dataset over a
 :class:`islr.data.cache.CacheStore` travels without its array (the store pickles without the
 memory map) and each worker reopens ``data.npy`` memory-mapped, so the frames are shared through
 the page cache, never copied per worker. A task is only ``(epoch, batch index, sample positions,
-augmentation probabilities)``.
+augmentation probabilities)``; a worker sends back the batch's unpadded features (padding to the
+longest sequence multiplies the bytes several times over) and this process pads them.
 
 The parent computes each epoch's order with the wrapped loader's ``order()`` (whatever sampling
 mode it has) and sends every batch its positions; a worker builds batch ``b`` with the wrapped
@@ -48,7 +49,7 @@ def _build(epoch: int, b: int, indices: np.ndarray, probabilities: dict[str, flo
         for name, p in probabilities.items():
             augmenter.set_probability(name, p)
     loader.set_epoch(epoch)
-    return loader.batch_of(b, indices)
+    return loader.batch_of(b, indices, pad=False)  # unpadded: a fraction of the bytes to send
 
 
 class ParallelBatchLoader:
@@ -107,7 +108,7 @@ class ParallelBatchLoader:
                     indices = order[b * size : (b + 1) * size]
                     pending.append(pool.submit(_build, epoch, b, indices, probabilities))
                 if len(pending) >= self.in_flight or (b >= total and pending):
-                    yield pending.popleft().result()
+                    yield self.loader.dataset.pad(pending.popleft().result())
         finally:
             for future in pending:  # stopped early (a batch limit, an error): drop the rest
                 future.cancel()

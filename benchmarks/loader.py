@@ -1,0 +1,107 @@
+"""Training-batch throughput of the data loader, with its baseline measured in the same run.
+
+Rows: (a) baseline: the loader as it was before ``featurize_many`` and ``num_workers`` (one
+thread; augment, then ``featurize`` per sequence, then pad); (b) ``BatchLoader`` in the process
+(batched features); (c) ``ParallelBatchLoader`` with 1 worker and with ``--workers N``. Every row
+builds the same batches of the config's training split (recipe augmentations on); a row's rate is
+the median of ``--repeats`` timed passes over ``--batches`` batches, each after one warm-up batch
+(the worker pool is started before timing). The consumer only receives the batches. Run:
+
+    .venv/bin/python benchmarks/loader.py --config src/islr/configs/experiments/kaggle-1st.yaml \\
+        --data-dir /work/shared/data/asl-signs --workers 2 [--batches 40] [--repeats 3]
+
+The last line is ``samples/s: <rate of --workers N>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from islr.config import load_config
+from islr.data.datamodule import build_datasets
+from islr.data.dataset import BatchLoader
+from islr.data.loader import ParallelBatchLoader
+from islr.data.preprocess import featurize
+
+
+def baseline_batch(loader: BatchLoader, b: int, order: np.ndarray) -> dict[str, np.ndarray]:
+    """Batch ``b`` the way the loader built it before: featurize one sequence at a time."""
+    ds = loader.dataset
+    idx = order[b * loader.batch_size : (b + 1) * loader.batch_size]
+    rng = np.random.default_rng([loader.seed, loader.epoch, b, 0xA5])
+    seqs = ds.augmenter.apply_batch([ds.prepared(i) for i in idx], rng)
+    feats = [featurize(s, ds.cfg) for s in seqs]
+    width = max(len(f) for f in feats)
+    x = np.zeros((len(feats), width, ds.feature_dim), np.float32)
+    mask = np.zeros((len(feats), width), bool)
+    for i, f in enumerate(feats):
+        x[i, : len(f)] = f
+        mask[i, : len(f)] = True
+    return {"x": x, "mask": mask, "y": ds.labels[idx]}
+
+
+def endless(loader, build: Callable | None = None) -> Iterator[dict[str, np.ndarray]]:
+    """Batches epoch after epoch (``build(loader, b, order)`` instead of iterating, if given)."""
+    epoch = 0
+    while True:
+        loader.set_epoch(epoch)
+        if build is None:
+            yield from loader
+        else:
+            order = loader.order()
+            for b in range(len(loader)):
+                yield build(loader, b, order)
+        epoch += 1
+
+
+def rate(batches: Iterator[dict[str, np.ndarray]], count: int, repeats: int) -> float:
+    next(batches)  # warm-up: caches, a started pool
+    rates = []
+    for _ in range(repeats):
+        samples, started = 0, time.perf_counter()
+        for _ in range(count):
+            samples += len(next(batches)["y"])
+        rates.append(samples / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--cache-dir", default="cache")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    cfg = load_config(args.config, [f"data.data_dir={args.data_dir}", f"data.cache_dir={args.cache_dir}"])
+    train = build_datasets(cfg, progress=False).train
+
+    def plain() -> BatchLoader:
+        return BatchLoader(train, cfg.train.batch_size, shuffle=True, seed=cfg.train.seed)
+
+    lengths = train.lengths()
+    print(f"config {args.config}: {len(train)} training sequences, {train.feature_dim} features, "
+          f"frames median {np.median(lengths):.0f} max {lengths.max()}, batch {cfg.train.batch_size}, "
+          f"{args.batches} batches x {args.repeats} passes")
+    rows = [("baseline: per-sequence featurize, 1 thread", rate(endless(plain(), baseline_batch), args.batches,
+                                                                  args.repeats))]
+    rows.append(("BatchLoader, in process", rate(endless(plain()), args.batches, args.repeats)))
+    for workers in dict.fromkeys((1, args.workers)):
+        with ParallelBatchLoader(plain(), workers) as loader:
+            rows.append((f"ParallelBatchLoader, {workers} worker{'s' * (workers > 1)}",
+                         rate(endless(loader), args.batches, args.repeats)))
+    base, one = rows[0][1], rows[2][1]
+    print(f"{'loader':<46} {'samples/s':>10} {'x baseline':>10} {'x 1 worker':>10}")
+    for name, value in rows:
+        print(f"{name:<46} {value:>10.0f} {value / base:>10.2f} {value / one:>10.2f}")
+    print(f"samples/s: {rows[-1][1]:.0f}")
+
+
+if __name__ == "__main__":
+    main()
