@@ -25,7 +25,7 @@ from islr.config import ExperimentConfig  # noqa: E402
 from islr.errors import ConfigError, ModelError  # noqa: E402
 from islr.models.registry import register_model, unregister_model  # noqa: E402
 from islr.models.tensorflow.layers import Dropout as RateVariableDropout  # noqa: E402
-from islr.training.metrics import cross_entropy  # noqa: E402
+from islr.metrics import cross_entropy  # noqa: E402
 from islr.training.schedules import learning_rate  # noqa: E402
 from islr.training.trainer import Trainer  # noqa: E402
 

@@ -15,7 +15,7 @@ from PIL import Image
 from islr.confusion import confusion_png, pair_classes, sign_rows
 from islr.htmlpage import Page
 from islr.report import confusion_sections
-from islr.training.metrics import confusion_matrix
+from islr.metrics import confusion_matrix
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -10,7 +10,7 @@ FREE = [
     "islr.data.preprocess", "islr.data.cache", "islr.data.augment", "islr.data.splits",
     "islr.data.synthetic", "islr.data.dataset", "islr.data.datamodule", "islr.data.cleaning",
     "islr.data.validate", "islr.models.registry", "islr.backends", "islr.backends.base",
-    "islr.training.trainer", "islr.training.callbacks", "islr.training.metrics",
+    "islr.training.trainer", "islr.training.callbacks", "islr.metrics", "islr.run_dir",
     "islr.training.pipeline", "islr.training.tensorboard", "islr.evaluate", "islr.plots",
     "islr.cv", "islr.tune", "islr.report", "islr.compare", "islr.inference.predictor", "islr.inference.ensemble",
     "islr.inference.live", "islr.inference.exported", "islr.export", "islr.checkpoint_format",

@@ -113,7 +113,7 @@ def test_live_on_a_real_clip_with_sign_map(community_tflite, data, real_videos_d
     from islr.inference.extract import video_landmarks
     from islr.inference.holistic import HolisticExtractor
     from islr.inference.video import open_video
-    from islr.training.metrics import softmax
+    from islr.metrics import softmax
 
     clip = real_videos_dir / "where_S16.gif"
     lines = tmp_path / "predictions.jsonl"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from islr.training import metrics as m
+from islr import metrics as m
 
 
 def test_accuracy_and_top5_hand_computed():

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from islr.errors import ConfigError
-from islr.training.run_dir import RunDir
+from islr.run_dir import RunDir
 
 COLUMNS = ("run", "model", "framework", "split", "accuracy", "top-5", "macro F1", "params", "epoch time (s)", "latency (ms)")
 

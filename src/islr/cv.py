@@ -63,7 +63,7 @@ def per_class_recall(logits: Any, labels: Any, sign_names: list[str]) -> dict[st
     """Recall of each sign (None where the sign has no sample)."""
     import numpy as np
 
-    from islr.training.metrics import per_class_accuracy
+    from islr.metrics import per_class_accuracy
 
     values = per_class_accuracy(np.asarray(labels), np.asarray(logits).argmax(-1), len(sign_names))
     return {name: (None if np.isnan(v) else float(v)) for name, v in zip(sign_names, values, strict=True)}
@@ -235,7 +235,7 @@ def _ensemble_row(fold_dir: Path, member_dirs: list[str], tta: str = "none") -> 
     ev = evaluate_run(ensemble, split="valid", checkpoint="last", tta=tta)
     row = {"ensemble_accuracy": ev.metrics["accuracy"], "ensemble_top5": ev.metrics["top5"], "ensemble_dir": str(ensemble)}
     if ev.plain_logits is not None:
-        from islr.training.metrics import accuracy, top_k_accuracy
+        from islr.metrics import accuracy, top_k_accuracy
 
         row.update(ensemble_accuracy=accuracy(ev.plain_logits, ev.labels), ensemble_top5=top_k_accuracy(ev.plain_logits, ev.labels),
                    ensemble_accuracy_tta=ev.metrics["accuracy"])

@@ -20,8 +20,8 @@ import numpy as np
 from islr.data.tta import check_tta
 from islr.errors import ConfigError
 from islr.fileio import atomic_path
-from islr.training.metrics import classification_metrics, confusion_matrix
-from islr.training.run_dir import RunDir
+from islr.metrics import classification_metrics, confusion_matrix
+from islr.run_dir import RunDir
 
 SPLITS = ("test", "valid", "train", "all")
 

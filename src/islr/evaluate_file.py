@@ -15,7 +15,7 @@ import numpy as np
 
 from islr.errors import ConfigError, DataError
 from islr.evaluate import Evaluation, _write_outputs
-from islr.training.metrics import classification_metrics
+from islr.metrics import classification_metrics
 
 #: Sequences read and scored at once (bounds memory on big datasets).
 CHUNK = 64

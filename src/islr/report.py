@@ -32,8 +32,8 @@ from islr.confusion import (
 )
 from islr.fileio import atomic_write_text
 from islr.htmlpage import Page, card, esc, figure_png, img, pyplot, table
-from islr.training.metrics import confusion_matrix, softmax
-from islr.training.run_dir import RunDir
+from islr.metrics import confusion_matrix, softmax
+from islr.run_dir import RunDir
 
 STATS_FILE = "model_stats.json"
 

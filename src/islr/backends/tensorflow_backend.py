@@ -1,7 +1,7 @@
 """TensorFlow backend: Keras 3 models trained by a compiled ``tf.function`` step.
 
 It mirrors :mod:`islr.backends.torch_backend`: the same numpy batches in, the same loss
-(label-smoothed cross-entropy, equal to :func:`islr.training.metrics.cross_entropy`), the same
+(label-smoothed cross-entropy, equal to :func:`islr.metrics.cross_entropy`), the same
 learning rate per step (:func:`islr.training.schedules.learning_rate` of the fractional epoch),
 gradient clipping by global norm with torch's formula, optimizers and weight decay as in torch
 (see :mod:`islr.backends.tf_optimizers`), optional AWP, plain numpy logits out.

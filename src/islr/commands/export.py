@@ -34,7 +34,7 @@ def _check_sequences(args: argparse.Namespace):  # noqa: ANN202 - (raws, sources
 
     from islr.errors import DataError
     from islr.export.parity import dataset_raws, load_raws, synthetic_raws
-    from islr.training.run_dir import RunDir
+    from islr.run_dir import RunDir
 
     if args.check_dir:
         raws, sources = load_raws([args.check_dir], args.check_count)

@@ -68,7 +68,7 @@ def resolve_config(args: argparse.Namespace) -> ExperimentConfig:
         flags = merge(flags, {"train": {"progress": False}})
     overrides = overrides_from_extra(getattr(args, "overrides", []))
     if args.resume:
-        from islr.training.run_dir import RunDir
+        from islr.run_dir import RunDir
 
         base = RunDir(args.resume).config_path
         if not base.exists():

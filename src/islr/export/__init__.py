@@ -126,7 +126,7 @@ def export_run(
     from islr.data.tta import check_tta
     from islr.inference.exported import load_predictor, write_sidecar
     from islr.inference.predictor import RunPredictor
-    from islr.training.run_dir import RunDir
+    from islr.run_dir import RunDir
 
     cfg = RunDir(run_dir).load_config()
     check_supported(cfg.train.framework, fmt)

@@ -18,7 +18,7 @@ import numpy as np
 from islr.config import to_dict
 from islr.errors import ModelError
 from islr.inference.predictor import BasePredictor, RunPredictor
-from islr.training.run_dir import RunDir
+from islr.run_dir import RunDir
 
 ENSEMBLE_FILE = "ensemble.json"
 #: Sub-folder of a self-contained ensemble that holds its copied members.

@@ -20,8 +20,8 @@ from islr.config import ExperimentConfig, PreprocessConfig
 from islr.data.preprocess import feature_dim, featurize, prepare, preprocess
 from islr.data.tta import check_tta, mirror_prepared
 from islr.errors import DataError, ModelError
-from islr.training.metrics import softmax
-from islr.training.run_dir import RunDir
+from islr.metrics import softmax
+from islr.run_dir import RunDir
 
 #: Sequences per forward pass when many files are predicted at once.
 BATCH_SIZE = 64

@@ -28,8 +28,8 @@ from islr.training.callbacks import (
     EarlyStopping,
     History,
 )
-from islr.training.metrics import classification_metrics, confusion_matrix
-from islr.training.run_dir import RunDir
+from islr.metrics import classification_metrics, confusion_matrix
+from islr.run_dir import RunDir
 
 _HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
 
