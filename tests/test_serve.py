@@ -477,11 +477,14 @@ def browser_page(tmp_path: Path, camera_clip: Path):
             context.close()
 
 
-OVERLAY_PIXELS = """() => {
+# Pixels of the overlay in the skeleton's exact colours (pose #d0d4dc, hands #ffa000 / #00a0ff).
+SKELETON_PIXELS = """() => {
   const c = document.getElementById('overlay');
   const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  const colours = [[208, 212, 220], [255, 160, 0], [0, 160, 255]];
   let n = 0;
-  for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+  for (let i = 0; i < d.length; i += 4)
+    if (colours.some(([r, g, b]) => d[i] === r && d[i + 1] === g && d[i + 2] === b)) n++;
   return n;
 }"""
 
@@ -501,7 +504,7 @@ def test_page_recognises_the_clip_from_the_camera_and_the_upload_box(server, cli
         page.wait_for_function(
             f"document.querySelector('#live-top li:first-child .sign')?.textContent === {json.dumps(sign)}", timeout=30_000)
         drawn = int(page.get_attribute("#overlay", "data-drawn"))
-        assert drawn >= 12 and page.evaluate(OVERLAY_PIXELS) > 200  # the skeleton is on the canvas
+        assert drawn >= 12 and page.evaluate(SKELETON_PIXELS) > 200  # the skeleton is on the canvas
         assert "drawn" in page.inner_text("#live-stats")
 
         page.set_input_files("#upload-file", str(clips[sign]))

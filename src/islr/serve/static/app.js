@@ -8,7 +8,7 @@ const COLOURS = { pose: "#d0d4dc", left_hand: "#ffa000", right_hand: "#00a0ff" }
 
 const live = {
   cfg: null, stream: null, ws: null, timer: null, ready: false,
-  nextId: 1, inFlight: new Map(), sent: 0, answered: 0, skipped: 0, dropped: 0,
+  nextId: 1, inFlight: new Map(), frames: new Map(), sent: 0, answered: 0, skipped: 0, dropped: 0,
   drawn: 0, predictions: 0, counts: {}, top: [], sign: null, latencies: [], errors: 0,
 };
 const upload = { result: null, error: null, busy: false };
@@ -47,7 +47,6 @@ function renderScores(list, top, acceptedSign) {
 // -- camera ---------------------------------------------------------------------------------------
 const video = $("video");
 const overlay = $("overlay");
-const grab = document.createElement("canvas");
 
 async function startCamera() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
@@ -79,6 +78,7 @@ function stopCamera() {
   if (live.stream) live.stream.getTracks().forEach((t) => t.stop());
   live.stream = null;
   live.inFlight.clear();
+  live.frames.clear();
   overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
   $("camera-start").disabled = false;
   $("camera-stop").disabled = true;
@@ -112,9 +112,11 @@ function onMessage(msg) {
     setStatus($("camera-status"), msg.error, true);
     return;
   }
-  for (const id of msg.dropped_ids || []) live.inFlight.delete(id);
+  for (const id of msg.dropped_ids || []) { live.inFlight.delete(id); live.frames.delete(id); }
   const sentAt = live.inFlight.get(msg.id);
+  const frame = live.frames.get(msg.id);
   live.inFlight.delete(msg.id);
+  live.frames.delete(msg.id);
   live.dropped += (msg.dropped_ids || []).length;
   if (msg.type === "error") {
     live.errors += 1;
@@ -126,7 +128,7 @@ function onMessage(msg) {
     live.latencies.push(performance.now() - sentAt);
     if (live.latencies.length > 60) live.latencies.shift();
   }
-  drawOverlay(msg);
+  drawOverlay(msg, frame);
   live.top = msg.top;
   live.sign = msg.sign;
   if (msg.top.length) {
@@ -153,13 +155,15 @@ function sendFrame() {
   }
   const width = Math.min(live.cfg.jpeg_width, video.videoWidth);
   const height = Math.round(video.videoHeight * width / video.videoWidth);
+  const grab = document.createElement("canvas");  // kept until answered: the skeleton is drawn on this very frame
   grab.width = width;
   grab.height = height;
   grab.getContext("2d").drawImage(video, 0, 0, width, height);  // as the camera gives it: never mirrored
   const id = live.nextId++ >>> 0;
   live.inFlight.set(id, performance.now());
+  live.frames.set(id, grab);
   grab.toBlob(async (blob) => {
-    if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.inFlight.delete(id); return; }
+    if (!blob || !live.ws || live.ws.readyState !== WebSocket.OPEN) { live.inFlight.delete(id); live.frames.delete(id); return; }
     const body = new Uint8Array(await blob.arrayBuffer());
     const message = new Uint8Array(4 + body.length);
     new DataView(message.buffer).setUint32(0, id);
@@ -192,12 +196,15 @@ function drawPart(ctx, points, bones, colour, w, h) {
   return drawn;
 }
 
-function drawOverlay(msg) {
-  const w = video.videoWidth || msg.width;
-  const h = video.videoHeight || msg.height;
+// The answered frame itself goes under its skeleton, so the two match even when the answer comes
+// late (the live video keeps playing underneath until the first answer).
+function drawOverlay(msg, frame) {
+  const w = frame ? frame.width : msg.width;
+  const h = frame ? frame.height : msg.height;
   if (overlay.width !== w || overlay.height !== h) { overlay.width = w; overlay.height = h; }
   const ctx = overlay.getContext("2d");
   ctx.clearRect(0, 0, w, h);
+  if (frame) ctx.drawImage(frame, 0, 0, w, h);
   const marks = msg.landmarks;
   let points = drawPart(ctx, marks.pose, live.cfg.pose_bones, COLOURS.pose, w, h);
   points += drawPart(ctx, marks.left_hand, live.cfg.hand_bones, COLOURS.left_hand, w, h);
