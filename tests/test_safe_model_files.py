@@ -299,12 +299,12 @@ def test_a_failed_checkpoint_write_keeps_the_previous_file_and_leaves_no_temp(to
     run = copy_run(torch_run, tmp_path)
     before = {p.name: p.read_bytes() for p in (run / "checkpoints").iterdir()}
 
-    def disk_full(path, data):
+    def disk_full(path, tensors, metadata):
         with open(path, "wb") as handle:
-            handle.write(data[: len(data) // 3])  # part of it reached the disk, then the disk was full
+            handle.write(b"\0" * 4096)  # part of it reached the disk, then the disk was full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(fmt, "_write_bytes", disk_full)
+    monkeypatch.setattr(fmt, "_write_file", disk_full)
     code = main(["train", "--resume", str(run), "--train.epochs", "2"])
     err = capsys.readouterr().err
     assert code == 2
@@ -323,7 +323,7 @@ def test_a_failed_save_through_the_backend_raises_write_error(torch_run, tmp_pat
     backend = RunPredictor(run, "last").backend
     last = run / "checkpoints" / "last.safetensors"
     data = last.read_bytes()
-    monkeypatch.setattr(fmt, "_write_bytes", lambda path, blob: (path.write_bytes(blob[:10]), _enospc())[1])
+    monkeypatch.setattr(fmt, "_write_file", lambda path, tensors, meta: (path.write_bytes(b"x" * 10), _enospc())[1])
     with pytest.raises(WriteError, match="no space left on device") as info:
         backend.save_checkpoint(run / "checkpoints" / "last", {"epoch": 0})
     assert info.value.path == str(last)

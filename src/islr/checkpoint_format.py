@@ -23,11 +23,12 @@ message naming ``islr convert-checkpoint``, which converts a file the user trust
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -192,24 +193,61 @@ def _digest(tensors: dict[str, np.ndarray]) -> str:
 
 
 # -- write ------------------------------------------------------------------------------------
-def encode(framework: str, state: dict[str, Any], extra: dict[str, Any]) -> bytes:
-    """The bytes of a checkpoint holding ``state`` (framework-owned) and ``extra`` (trainer-owned)."""
-    from safetensors.numpy import save
+#: numpy dtype -> safetensors dtype name.
+_ST_DTYPES = {np.dtype(k): v for k, v in (
+    ("bool", "BOOL"), ("uint8", "U8"), ("int8", "I8"), ("uint16", "U16"), ("int16", "I16"), ("uint32", "U32"),
+    ("int32", "I32"), ("uint64", "U64"), ("int64", "I64"), ("float16", "F16"), ("float32", "F32"), ("float64", "F64"),
+)}
 
+
+def _prepare(framework: str, state: dict[str, Any], extra: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and ``__metadata__`` of a checkpoint holding ``state`` (framework's) and ``extra`` (trainer's)."""
     if framework not in FRAMEWORKS:
         raise ValueError(f"framework must be one of {FRAMEWORKS}, not {framework!r}")
     skeleton, tensors = flatten({"state": state, "extra": extra})
+    tensors = {k: v if v.dtype.byteorder != ">" else v.astype(v.dtype.newbyteorder("<")) for k, v in tensors.items()}
     metadata = {
         "format": FORMAT, "version": str(VERSION), "framework": framework,
         "tree": json.dumps(skeleton, allow_nan=True), "sha256": _digest(tensors),
     }
-    return save(tensors, metadata=metadata)
+    return tensors, metadata
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` (a seam: tests make it fail like a full disk)."""
+def _write_safetensors(handle: BinaryIO, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """The safetensors layout: u64 header length, JSON header (space-padded to 8 bytes), raw data.
+
+    Written with plain Python file I/O so that a full disk raises ``OSError`` (the library's own
+    writer reports it as a generic error); the library's reader checks every file that is read.
+    """
+    header: dict[str, Any] = {}
+    offset = 0
+    names = sorted(tensors)
+    for name in names:
+        array = tensors[name]
+        header[name] = {"dtype": _ST_DTYPES[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    header["__metadata__"] = metadata
+    raw = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    handle.write(struct.pack("<Q", len(raw)))
+    handle.write(raw)
+    for name in names:
+        if tensors[name].nbytes:
+            handle.write(_contiguous(tensors[name]).reshape(-1).view(np.uint8).data)
+
+
+def encode(framework: str, state: dict[str, Any], extra: dict[str, Any]) -> bytes:
+    """The bytes of a checkpoint holding ``state`` (framework-owned) and ``extra`` (trainer-owned)."""
+    buffer = io.BytesIO()
+    _write_safetensors(buffer, *_prepare(framework, state, extra))
+    return buffer.getvalue()
+
+
+def _write_file(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write the checkpoint file (a seam: tests make it fail like a full disk)."""
     with open(path, "wb") as handle:
-        handle.write(data)
+        _write_safetensors(handle, tensors, metadata)
 
 
 def write_checkpoint(path: str | Path, framework: str, state: dict[str, Any], extra: dict[str, Any]) -> Path:
@@ -221,10 +259,10 @@ def write_checkpoint(path: str | Path, framework: str, state: dict[str, Any], ex
     from islr.fileio import atomic_path
 
     target = checkpoint_file(path)
-    data = encode(framework, state, extra)  # before touching the disk: a bad state writes nothing
+    tensors, metadata = _prepare(framework, state, extra)  # before touching the disk: a bad state writes nothing
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(target) as tmp:
-        _write_bytes(tmp, data)
+        _write_file(tmp, tensors, metadata)
     return target
 
 
@@ -237,26 +275,42 @@ def _looks_like_pickle(head: bytes) -> str | None:
     return None
 
 
-def _header(data: bytes, source: Path) -> dict[str, Any]:
-    """The safetensors JSON header, checked for size and shape before anything else is read."""
+def _header(source: Path) -> dict[str, Any]:
+    """The safetensors JSON header, checked for size and shape before any tensor is read."""
+    try:
+        size_on_disk = source.stat().st_size
+        with open(source, "rb") as handle:
+            head = handle.read(8)
+            (size,) = struct.unpack("<Q", head) if len(head) == 8 else (-1,)
+            raw = handle.read(size) if 0 <= size <= min(MAX_HEADER_BYTES, size_on_disk - 8) else b""
+    except OSError as exc:
+        raise ModelError(f"{source}: cannot read checkpoint ({exc.strerror or exc})") from None
+
     def bad(reason: str) -> ModelError:
-        kind = _looks_like_pickle(data[:8])
+        kind = _looks_like_pickle(head)
         if kind:
             reason = f"it is {kind}, which islr never loads; {convert_hint(source)}"
         return ModelError(f"{source}: not a valid islr checkpoint ({reason})")
 
-    if len(data) < 8:
-        raise bad(f"{len(data)} bytes, too short")
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > min(MAX_HEADER_BYTES, len(data) - 8):
+    if size < 0:
+        raise bad(f"{size_on_disk} bytes, too short")
+    if not raw:
         raise bad("header length beyond the end of the file: truncated or not a safetensors file")
     try:
-        header = json.loads(data[8 : 8 + size].decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise bad("header is not JSON") from None
     if not isinstance(header, dict):
         raise bad("header is not a JSON object")
     return header
+
+
+def _tensors(source: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file (the library checks offsets against the file size)."""
+    from safetensors import safe_open
+
+    with safe_open(str(source), framework="numpy") as handle:
+        return {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118 - not a dict
 
 
 def read_checkpoint(path: str | Path, framework: str | None = None) -> Checkpoint:
@@ -267,7 +321,6 @@ def read_checkpoint(path: str | Path, framework: str | None = None) -> Checkpoin
     no islr checkpoint all raise :class:`~islr.errors.ModelError` naming the file.
     """
     from safetensors import SafetensorError
-    from safetensors.numpy import load
 
     source = checkpoint_file(path)
     given = Path(path)
@@ -281,11 +334,7 @@ def read_checkpoint(path: str | Path, framework: str | None = None) -> Checkpoin
                     f"unpickles; {convert_hint(legacy)}"
                 )
         raise ModelError(f"{source}: checkpoint not found")
-    try:
-        data = source.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{source}: cannot read checkpoint ({exc.strerror or exc})") from None
-    meta = _header(data, source).get("__metadata__")
+    meta = _header(source).get("__metadata__")
 
     def bad(reason: str) -> ModelError:
         return ModelError(f"{source}: not a valid islr checkpoint ({reason})")
@@ -299,8 +348,8 @@ def read_checkpoint(path: str | Path, framework: str | None = None) -> Checkpoin
     if framework is not None and meta["framework"] != framework:
         raise ModelError(f"{source}: a {meta['framework']} checkpoint; this run uses {framework}")
     try:
-        tensors = load(data)
-    except (SafetensorError, ValueError, TypeError) as exc:
+        tensors = _tensors(source)
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
         raise bad(f"damaged tensor data: {exc}") from None
     for name, array in tensors.items():
         if array.dtype not in DTYPES:
