@@ -1,7 +1,10 @@
-"""Framework-free modules import neither torch nor tensorflow (checked in a fresh interpreter)."""
+"""Import layering, checked in a fresh interpreter: framework-free modules load neither torch nor
+tensorflow; serving and export (inference, serve, export) load nothing of islr.training."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +38,54 @@ def test_each_framework_path_leaves_the_other_alone(framework, other):
     loaded = loaded_frameworks(code)
     assert other not in loaded
     assert ("torch" if framework == "torch" else "tensorflow") in loaded
+
+
+# -- serving and export stand on shared ground, never on the trainer -----------------------------
+SERVING = ("inference", "serve", "export")
+
+
+def _serving_modules() -> list[str]:
+    import pkgutil
+
+    import islr
+
+    root = Path(islr.__file__).parent
+    names = []
+    for package in SERVING:
+        names.append(f"islr.{package}")
+        names += [f"islr.{package}.{m.name}" for m in pkgutil.iter_modules([str(root / package)])]
+    return names
+
+
+def _imported_names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    if isinstance(node, ast.ImportFrom) and not node.level:
+        return [f"{node.module}.{a.name}" for a in node.names]
+    return []
+
+
+def test_serving_and_export_load_no_training_module():
+    names = _serving_modules()
+    assert {"islr.inference.predictor", "islr.serve.app", "islr.export.onnx_export"} <= set(names)
+    code = "\n".join(f"import {name}" for name in names)
+    probe = code + "\nimport sys\nprint(sorted(m for m in sys.modules if m.split('.')[:2] == ['islr', 'training']))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_serving_and_export_name_no_training_module_even_lazily():
+    import islr
+
+    root = Path(islr.__file__).parent
+    for package in SERVING:
+        for path in (root / package).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                hits = [n for n in _imported_names(node) if n.split(".")[:2] == ["islr", "training"]]
+                assert not hits, f"{path}: imports {hits}"
+
+
+def test_the_lazy_import_check_sees_imports_inside_functions():
+    tree = ast.parse("def f():\n    from islr.training.pipeline import train\n    from islr import training\n")
+    names = [n for node in ast.walk(tree) for n in _imported_names(node)]
+    assert names == ["islr.training.pipeline.train", "islr.training"]
