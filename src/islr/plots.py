@@ -14,19 +14,9 @@ import numpy as np
 import pandas as pd
 
 from islr.data.kaggle import TRAIN_CSV, parquet_frame_count, read_landmarks, read_train_csv
-from islr.data.landmarks import LEFT_HAND, LIPS, POSE_START, RIGHT_HAND
+from islr.data.landmarks import HAND_EDGES, LEFT_HAND, LIPS, POSE_EDGES, POSE_START, RIGHT_HAND
 from islr.errors import DataError
 
-# MediaPipe hand topology: wrist 0; thumb 1-4, index 5-8, middle 9-12, ring 13-16, pinky 17-20.
-HAND_EDGES = (
-    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (9, 10), (10, 11), (11, 12),
-    (13, 14), (14, 15), (15, 16), (0, 17), (17, 18), (18, 19), (19, 20), (5, 9), (9, 13), (13, 17),
-)
-# Upper-body pose edges (MediaPipe pose indices): shoulders, arms, hand points, torso.
-POSE_EDGES = (
-    (11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (15, 17), (15, 19), (15, 21), (17, 19),
-    (16, 18), (16, 20), (16, 22), (18, 20), (11, 23), (12, 24), (23, 24),
-)
 UPPER_POSE = np.arange(POSE_START + 11, POSE_START + 25)  # shoulders to hips
 DRAWN = np.concatenate([np.arange(468), LEFT_HAND, RIGHT_HAND, UPPER_POSE])
 COLOURS = {"face": "#c8c8c8", "lips": "#d62728", "left_hand": "#1f77b4", "right_hand": "#2ca02c", "pose": "#ff7f0e"}

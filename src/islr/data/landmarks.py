@@ -62,6 +62,22 @@ _POSE_PAIRS = [(1, 4), (2, 5), (3, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15,
                (19, 20), (21, 22), (23, 24), (25, 26), (27, 28), (29, 30), (31, 32)]
 
 
+# -- the skeleton drawn by every viewer (plots, the camera overlay, the served page) ---------------
+#: Bones of the 21-point MediaPipe hand, as positions within a hand's rows
+#: (wrist 0; thumb 1-4, index 5-8, middle 9-12, ring 13-16, pinky 17-20; the palm 0-5-9-13-17-0).
+HAND_EDGES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
+    (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20),
+)
+#: Upper-body bones of the 33-point MediaPipe pose, as positions within the pose's rows: shoulders
+#: 11-12, arms to the wrists 15-16, each wrist's pinky/index/thumb points 17-22, torso to the hips
+#: 23-24. The face and legs are left out: the face mesh shows the face and signs end at the hips.
+POSE_EDGES: tuple[tuple[int, int], ...] = (
+    (11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (15, 17), (15, 19), (15, 21), (17, 19),
+    (16, 18), (16, 20), (16, 22), (18, 20), (11, 23), (12, 24), (23, 24),
+)
+
+
 def _full_mirror() -> np.ndarray:
     """Permutation of all 543 rows that swaps every left landmark with its right twin."""
     perm = np.arange(ROWS_PER_FRAME)

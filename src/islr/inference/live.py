@@ -37,8 +37,10 @@ import numpy as np
 from islr.data.landmarks import (
     FULL_MIRROR,
     HAND_COUNT,
+    HAND_EDGES,
     LEFT_HAND_START,
     LIPS,
+    POSE_EDGES,
     POSE_START,
     RIGHT_HAND_START,
     ROWS_PER_FRAME,
@@ -142,12 +144,6 @@ class LiveRecognizer:
 
 
 # -- drawing -------------------------------------------------------------------------------------
-# Bones of the 21-point hand (wrist 0; thumb 1-4, index 5-8, middle 9-12, ring 13-16, pinky 17-20).
-HAND_BONES = [(0, 1), (1, 2), (2, 3), (3, 4), (0, 5), (5, 6), (6, 7), (7, 8), (5, 9), (9, 10), (10, 11),
-              (11, 12), (9, 13), (13, 14), (14, 15), (15, 16), (13, 17), (0, 17), (17, 18), (18, 19), (19, 20)]
-# Upper body of the 33-point pose: shoulders, arms, torso, and the face outline points 0-10.
-POSE_BONES = [(11, 12), (11, 13), (13, 15), (12, 14), (14, 16), (11, 23), (12, 24), (23, 24),
-              (15, 17), (15, 19), (15, 21), (16, 18), (16, 20), (16, 22), (9, 10)]
 LEFT_COLOUR, RIGHT_COLOUR, POSE_COLOUR, FACE_COLOUR = (255, 160, 0), (0, 140, 255), (200, 200, 200), (120, 220, 120)
 
 
@@ -155,7 +151,7 @@ def _pixels(points: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.stack([points[:, 0] * width, points[:, 1] * height], axis=1)
 
 
-def _draw_bones(image: np.ndarray, points: np.ndarray, bones: list[tuple[int, int]], colour: tuple[int, int, int]) -> None:
+def _draw_bones(image: np.ndarray, points: np.ndarray, bones: tuple[tuple[int, int], ...], colour: tuple[int, int, int]) -> None:
     import cv2
 
     h, w = image.shape[:2]
@@ -201,9 +197,9 @@ def draw_overlay(image: np.ndarray, landmarks: np.ndarray, result: LiveResult | 
     import cv2
 
     h, w = image.shape[:2]
-    _draw_bones(image, landmarks[POSE_START : POSE_START + 33], POSE_BONES, POSE_COLOUR)
-    _draw_bones(image, landmarks[LEFT_HAND_START : LEFT_HAND_START + HAND_COUNT], HAND_BONES, LEFT_COLOUR)
-    _draw_bones(image, landmarks[RIGHT_HAND_START : RIGHT_HAND_START + HAND_COUNT], HAND_BONES, RIGHT_COLOUR)
+    _draw_bones(image, landmarks[POSE_START : POSE_START + 33], POSE_EDGES, POSE_COLOUR)
+    _draw_bones(image, landmarks[LEFT_HAND_START : LEFT_HAND_START + HAND_COUNT], HAND_EDGES, LEFT_COLOUR)
+    _draw_bones(image, landmarks[RIGHT_HAND_START : RIGHT_HAND_START + HAND_COUNT], HAND_EDGES, RIGHT_COLOUR)
     lips = _pixels(landmarks[LIPS], w, h)
     for p in lips[np.isfinite(lips).all(axis=1)]:
         cv2.circle(image, (int(p[0]), int(p[1])), 1, FACE_COLOUR, -1)

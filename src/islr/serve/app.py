@@ -37,8 +37,8 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from islr.data.landmarks import HAND_EDGES, POSE_EDGES
 from islr.errors import DataError, DeviceError, IslrError
-from islr.inference.live import HAND_BONES, POSE_BONES
 from islr.inference.predictor import BATCH_SIZE, BasePredictor
 from islr.inference.video import VIDEO_SUFFIXES
 from islr.serve.session import FrameJob, LiveSession, LiveSettings, SessionClosed, decode_message
@@ -179,7 +179,7 @@ def create_app(predictor: BasePredictor, model_name: str, settings: ServeSetting
             "window": live.window, "min_hand_frames": live.min_hand_frames, "threshold": live.threshold,
             "top_k": live.top_k, "fps": live.fps, "max_in_flight": live.max_in_flight, "jpeg_width": 640,
             "jpeg_quality": 0.8, "max_upload_mb": settings.max_upload_mb,
-            "hand_bones": HAND_BONES, "pose_bones": [b for b in POSE_BONES if max(b) < 25],
+            "hand_bones": HAND_EDGES, "pose_bones": POSE_EDGES,
         })
 
     async def predict(request: Request) -> Response:
