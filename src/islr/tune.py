@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -223,10 +224,25 @@ def storage_url(text: str) -> str:
     return text if "://" in text else f"sqlite:///{Path(text).resolve()}"
 
 
+def sqlalchemy_url(url: str) -> str:
+    """``url`` with a driver SQLAlchemy can load: a plain ``postgresql://`` (or ``postgres://``)
+    URL means psycopg 3 (``postgresql+psycopg://``; SQLAlchemy's default, psycopg2, is not a
+    dependency); URLs naming a driver, and other databases, are kept."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
 def make_storage(url: str, heartbeat_interval: int = 10, grace_period: int = 30) -> Any:
-    """An Optuna ``RDBStorage`` with heartbeats; a stale trial is failed and retried once."""
+    """An Optuna ``RDBStorage`` with heartbeats; a stale trial is failed and retried once.
+
+    SQLite (the default) suits one machine; a server database (``postgresql://user@host/db``)
+    lets worker processes on several machines share one study.
+    """
     import optuna
 
+    url = sqlalchemy_url(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # heartbeat options are marked experimental
@@ -295,6 +311,7 @@ def make_objective(settings: TuneSettings, callbacks: Iterable[Any] = (), log: C
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, space)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")  # who ran it
         cfg = apply_params(base, params)
         cfg.train.progress = False  # one line per trial instead of progress bars
         run_dir = Path(settings.out) / "trials" / settings.study_name / f"trial-{trial.number:04d}"
@@ -318,6 +335,15 @@ def make_objective(settings: TuneSettings, callbacks: Iterable[Any] = (), log: C
     return objective
 
 
+def total_trials_callback(trials: int) -> Any:
+    """Stops a worker once the study holds ``trials`` finished trials, whoever ran them: workers
+    started independently (other machines on one database) do not each run their own count."""
+    import optuna
+    from optuna.trial import TrialState
+
+    return optuna.study.MaxTrialsCallback(trials, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
 def _worker_share(remaining: int, jobs: int) -> list[int]:
     return [remaining // jobs + (1 if i < remaining % jobs else 0) for i in range(jobs)]
 
@@ -328,7 +354,8 @@ def _run_worker(settings: TuneSettings, n_trials: int, worker: int) -> None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(settings, worker=worker)
-    study.optimize(make_objective(settings), n_trials=n_trials, catch=(IslrError,))
+    study.optimize(make_objective(settings), n_trials=n_trials, catch=(IslrError,),
+                   callbacks=[total_trials_callback(settings.trials)])
 
 
 def run_search(settings: TuneSettings, jobs: int = 1, pruner: Any = None, callbacks: Iterable[Any] = (),
@@ -357,7 +384,8 @@ def run_search(settings: TuneSettings, jobs: int = 1, pruner: Any = None, callba
     if remaining <= 0:
         return study
     if jobs <= 1:
-        study.optimize(make_objective(settings, callbacks, log), n_trials=remaining, catch=(IslrError,))
+        study.optimize(make_objective(settings, callbacks, log), n_trials=remaining, catch=(IslrError,),
+                       callbacks=[total_trials_callback(settings.trials)])
         return study
     import multiprocessing
 
