@@ -23,9 +23,9 @@ from islr.backends.tf_data import DatasetWithLen, from_loader, to_tf_dataset  # 
 from islr.checkpoint_format import read_checkpoint  # noqa: E402
 from islr.config import ExperimentConfig  # noqa: E402
 from islr.errors import ConfigError, ModelError  # noqa: E402
+from islr.metrics import cross_entropy  # noqa: E402
 from islr.models.registry import register_model, unregister_model  # noqa: E402
 from islr.models.tensorflow.layers import Dropout as RateVariableDropout  # noqa: E402
-from islr.metrics import cross_entropy  # noqa: E402
 from islr.training.schedules import learning_rate  # noqa: E402
 from islr.training.trainer import Trainer  # noqa: E402
 
@@ -131,11 +131,7 @@ def test_loss_equals_numpy_cross_entropy():
     cfg = make_cfg(label_smoothing=0.1, lr=0.0, schedule="constant")
     cfg.model.params["batch_norm"] = False  # training-mode forward == eval forward
     backend = make_backend(cfg)
-    rng = np.random.default_rng(1)
-    logits = rng.normal(size=(7, 5)).astype(np.float32) * 3
-    labels = rng.integers(0, 5, 7)
-    assert backend.evaluate_loss(logits, labels) == pytest.approx(cross_entropy(logits, labels, 0.1), abs=1e-6)
-    # The loss inside the compiled step is the same function of the model's logits (lr 0: no update).
+    # The loss inside the compiled step is the numpy loss of the model's logits (lr 0: no update).
     batch = toy_batches(1)
     expected = cross_entropy(backend.predict_logits(batch), batch[0]["y"], 0.1)
     logs = backend.train_epoch(batch, 0)

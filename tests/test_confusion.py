@@ -14,8 +14,8 @@ from PIL import Image
 
 from islr.confusion import confusion_png, pair_classes, sign_rows
 from islr.htmlpage import Page
-from islr.report import confusion_sections
 from islr.metrics import confusion_matrix
+from islr.report import confusion_sections
 
 CHROMIUM = "/usr/bin/chromium"
 

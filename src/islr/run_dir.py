@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from islr.config import ExperimentConfig, from_dict, load_config, save_config
+from islr.config import ExperimentConfig, load_config, save_config
 from islr.errors import ConfigError
 
 
@@ -93,10 +93,6 @@ class RunDir:
 
     def checkpoint(self, tag: str, suffix: str) -> Path:
         return self.checkpoints / f"{tag}{suffix}"
-
-    @staticmethod
-    def from_config_dict(data: dict[str, Any]) -> ExperimentConfig:
-        return from_dict(ExperimentConfig, data)
 
 
 def _parse_json(path: Path) -> Any:

@@ -35,9 +35,6 @@ class Backend(Protocol):
     def predict_logits(self, batches: Iterable[Batch]) -> np.ndarray:
         """Logits ``(N, classes)`` for every sample of ``batches`` in order (eval mode)."""
 
-    def evaluate_loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        """The training loss (with label smoothing) of given logits, for validation logs."""
-
     def set_class_weights(self, weights: np.ndarray | None) -> None:
         """Weight each sample's training loss by ``weights[label]`` (None: unweighted)."""
 

@@ -370,12 +370,6 @@ class TensorFlowBackend:
             return np.zeros((0, self.num_classes), np.float32)
         return np.concatenate(out)
 
-    def evaluate_loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        if len(labels) == 0:
-            return float("nan")
-        losses = self._sample_losses(tf.constant(labels, tf.int64), tf.constant(logits, tf.float32))
-        return float(tf.reduce_mean(losses))
-
     def get_lr(self) -> float:
         return self._lr
 

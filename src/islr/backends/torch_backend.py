@@ -298,9 +298,6 @@ class TorchBackend:
             return np.zeros((0, 0), np.float32)
         return np.concatenate(out)
 
-    def evaluate_loss(self, logits: np.ndarray, labels: np.ndarray) -> float:
-        return float(self.loss_fn(torch.from_numpy(logits), torch.from_numpy(labels)))
-
     def get_lr(self) -> float:
         return self._lr
 

@@ -1,1 +1,1 @@
-"""Framework-free training: the Trainer, its callbacks and numpy metrics."""
+"""Framework-free training: the Trainer, its callbacks, learning-rate schedules and the train pipeline."""

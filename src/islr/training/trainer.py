@@ -21,6 +21,8 @@ from islr.backends.base import Backend
 from islr.checkpoint_format import checkpoint_file
 from islr.config import ExperimentConfig, to_dict
 from islr.errors import ConfigError, ModelError
+from islr.metrics import classification_metrics, confusion_matrix
+from islr.run_dir import RunDir
 from islr.training.callbacks import (
     Checkpoint,
     DynamicAugmentation,
@@ -28,8 +30,6 @@ from islr.training.callbacks import (
     EarlyStopping,
     History,
 )
-from islr.metrics import classification_metrics, confusion_matrix
-from islr.run_dir import RunDir
 
 _HOOKS = ("on_train_begin", "on_epoch_begin", "on_batch_end", "on_epoch_end", "on_train_end")
 
