@@ -5,7 +5,9 @@ thread; augment, then ``featurize`` per sequence, then pad); (b) ``BatchLoader``
 (batched features); (c) ``ParallelBatchLoader`` with 1 worker and with ``--workers N``. Every row
 builds the same batches of the config's training split (recipe augmentations on); a row's rate is
 the median of ``--repeats`` timed passes over ``--batches`` batches, each after one warm-up batch
-(the worker pool is started before timing). The consumer only receives the batches. Run:
+(the worker pool is started before timing). The consumer only receives the batches. CPU ms/batch
+adds the CPU time of this process and of the workers (Linux ``/proc``): the work a batch costs,
+which, unlike samples/s, does not depend on what else the machine runs. Run:
 
     .venv/bin/python benchmarks/loader.py --config src/islr/configs/experiments/kaggle-1st.yaml \\
         --data-dir /work/shared/data/asl-signs --workers 2 [--batches 40] [--repeats 3]
@@ -16,9 +18,11 @@ The last line is ``samples/s: <rate of --workers N>``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -59,15 +63,32 @@ def endless(loader, build: Callable | None = None) -> Iterator[dict[str, np.ndar
         epoch += 1
 
 
-def rate(batches: Iterator[dict[str, np.ndarray]], count: int, repeats: int) -> float:
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user + system) used so far by this process and the processes ``pids``."""
+    own = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        own += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return own
+
+
+def rate(batches: Iterator[dict[str, np.ndarray]], count: int, repeats: int,
+         pids: Callable[[], list[int]] = list) -> tuple[float, float]:
+    """Median samples/s over ``repeats`` passes, and CPU milliseconds a batch (all processes)."""
     next(batches)  # warm-up: caches, a started pool
-    rates = []
+    rates, cpu = [], []
     for _ in range(repeats):
-        samples, started = 0, time.perf_counter()
+        samples, started, cpu0 = 0, time.perf_counter(), cpu_seconds(pids())
         for _ in range(count):
             samples += len(next(batches)["y"])
         rates.append(samples / (time.perf_counter() - started))
-    return statistics.median(rates)
+        cpu.append((cpu_seconds(pids()) - cpu0) / count * 1e3)
+    return statistics.median(rates), statistics.median(cpu)
+
+
+def worker_pids(loader: ParallelBatchLoader) -> Callable[[], list[int]]:
+    return lambda: list(loader._pool._processes) if loader._pool is not None else []  # noqa: SLF001
 
 
 def main() -> None:
@@ -89,17 +110,18 @@ def main() -> None:
     print(f"config {args.config}: {len(train)} training sequences, {train.feature_dim} features, "
           f"frames median {np.median(lengths):.0f} max {lengths.max()}, batch {cfg.train.batch_size}, "
           f"{args.batches} batches x {args.repeats} passes")
-    rows = [("baseline: per-sequence featurize, 1 thread", rate(endless(plain(), baseline_batch), args.batches,
-                                                                  args.repeats))]
-    rows.append(("BatchLoader, in process", rate(endless(plain()), args.batches, args.repeats)))
+    rows = [("baseline: per-sequence featurize, 1 thread", *rate(endless(plain(), baseline_batch), args.batches,
+                                                                   args.repeats))]
+    rows.append(("BatchLoader, in process", *rate(endless(plain()), args.batches, args.repeats)))
     for workers in dict.fromkeys((1, args.workers)):
         with ParallelBatchLoader(plain(), workers) as loader:
             rows.append((f"ParallelBatchLoader, {workers} worker{'s' * (workers > 1)}",
-                         rate(endless(loader), args.batches, args.repeats)))
+                         *rate(endless(loader), args.batches, args.repeats, worker_pids(loader))))
     base, one = rows[0][1], rows[2][1]
-    print(f"{'loader':<46} {'samples/s':>10} {'x baseline':>10} {'x 1 worker':>10}")
-    for name, value in rows:
-        print(f"{name:<46} {value:>10.0f} {value / base:>10.2f} {value / one:>10.2f}")
+    print(f"{'loader':<44} {'samples/s':>9} {'x baseline':>10} {'x 1 worker':>10} {'CPU ms/batch':>12}")
+    for name, value, cpu in rows:
+        print(f"{name:<44} {value:>9.0f} {value / base:>10.2f} {value / one:>10.2f} {cpu:>12.1f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"samples/s: {rows[-1][1]:.0f}")
 
 
