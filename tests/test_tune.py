@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -209,6 +210,68 @@ def test_importances_need_two_complete_trials():
     values, note = param_importances(study)
     assert values == {} and "at least 2 complete trials (has 1)" in note
 
+
+
+def _toy_study() -> optuna.Study:
+    """Six trials of a known objective (best near lr 0.01, dropout 0), one pruned; no training."""
+    from islr.config import ExperimentConfig
+
+    study = optuna.create_study(study_name="toy", direction="maximize",
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study.set_user_attr("base_config", to_dict(ExperimentConfig()))
+    study.set_user_attr("monitor", "val_accuracy")
+    for number in range(6):
+        trial = study.ask()
+        p = suggest(trial, load_search_space_text(TINY_SPACE))
+        value = 1.0 - abs(math.log10(p["train.lr"]) + 2) - p["model.params.dropout"]
+        for epoch in range(3):
+            trial.report(value * (epoch + 1) / 3, epoch)
+        if number == 4:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        else:
+            study.tell(trial, value)
+    return study
+
+
+def load_search_space_text(text: str):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "space.yaml"
+        path.write_text(text)
+        return load_search_space(path)
+
+
+def test_summary_plots_are_optunas_and_leave_the_style_alone(tmp_path):
+    import matplotlib
+    import numpy as np
+    from PIL import Image
+
+    from islr.htmlpage import pyplot
+
+    pyplot()  # the Agg backend first: the style is what must not change
+    style = dict(matplotlib.rcParams)
+    paths = write_summary(_toy_study(), tmp_path / "summary")
+    assert dict(matplotlib.rcParams) == style  # Optuna's ggplot style sheet did not leak
+    for name in ("history", "intermediate", "importances", "slice", "parallel"):
+        with Image.open(paths[name]) as image:
+            assert image.format == "PNG" and image.width >= 500 and image.height >= 200, name
+            pixels = np.asarray(image.convert("RGB")).reshape(-1, 3)
+        assert len(np.unique(pixels, axis=0)) > 50, name  # drawn, not a blank canvas
+    html = paths["html"].read_text()
+    assert html.count("data:image/png;base64,") == 5 and "Parameters against the objective" in html
+    summary = json.loads(paths["summary"].read_text())
+    assert summary["trials"]["COMPLETE"] == 5 and summary["trials"]["PRUNED"] == 1
+
+
+def test_a_study_without_finished_trials_gets_a_summary_without_plots(tmp_path):
+    from islr.config import ExperimentConfig
+
+    study = optuna.create_study(study_name="empty")
+    study.set_user_attr("base_config", to_dict(ExperimentConfig()))
+    paths = write_summary(study, tmp_path / "summary")
+    assert set(paths) == {"summary", "html"}
+    assert "No trial has reported a value yet" in paths["html"].read_text()
 
 KILLER = textwrap.dedent("""
     import json, os, sys

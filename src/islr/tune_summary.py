@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,18 @@ def write_best_config(study: Any, path: str | Path) -> Path:
     return path
 
 
+def _importance_evaluator() -> tuple[Any, str]:
+    """fANOVA when scikit-learn is installed, else PED-ANOVA (both seeded or deterministic)."""
+    import optuna
+
+    try:
+        import sklearn  # noqa: F401
+
+        return optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
+    except ImportError:
+        return optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
+
+
 def param_importances(study: Any) -> tuple[dict[str, float], str]:
     """Importances of the searched parameters and a note (fANOVA with scikit-learn, else PED-ANOVA)."""
     import warnings
@@ -58,12 +71,7 @@ def param_importances(study: Any) -> tuple[dict[str, float], str]:
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < MIN_TRIALS_FOR_IMPORTANCE:
         return {}, f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} complete trials (has {len(complete)})"
-    try:
-        import sklearn  # noqa: F401
-
-        evaluator, name = optuna.importance.FanovaImportanceEvaluator(seed=0), "fANOVA"
-    except ImportError:
-        evaluator, name = optuna.importance.PedAnovaImportanceEvaluator(), "PED-ANOVA"
+    evaluator, name = _importance_evaluator()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -85,71 +93,97 @@ def _trial_rows(study: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def history_png(study: Any) -> bytes:
-    """Objective of every finished trial in order, with the best-so-far line."""
+def _optuna_png(plot: Callable[..., Any], study: Any, size: tuple[float, float], **kwargs: Any) -> bytes:
+    """One of Optuna's matplotlib plots as PNG bytes, without leaking its style into other plots.
+
+    The plots set the ggplot style sheet globally; ``rc_context`` restores every setting on exit
+    and the figure is saved inside it, so its colours are the ones it was drawn with.
+    """
+    import warnings
+
+    import matplotlib
+    import numpy as np
     import optuna
 
-    plt = pyplot()
-    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    best, xs, ys = None, [], []
-    for t in study.get_trials(deepcopy=False):
-        if t.state == optuna.trial.TrialState.COMPLETE:
-            ax.scatter(t.number, t.value, color="#1f77b4", zorder=3, label="complete" if not xs else None)
-            best = t.value if best is None else (max(best, t.value) if maximize else min(best, t.value))
-            xs.append(t.number)
-            ys.append(best)
-        elif t.state == optuna.trial.TrialState.PRUNED and t.intermediate_values:
-            last = t.intermediate_values[max(t.intermediate_values)]
-            ax.scatter(t.number, last, marker="x", color="#d62728", zorder=3, label="pruned (last report)")
-    if xs:
-        ax.step(xs, ys, where="post", color="#2ca02c", label="best so far")
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    if unique:
-        ax.legend(unique.values(), unique.keys(), fontsize=8)
-    ax.set_xlabel("trial")
-    ax.set_ylabel(study.user_attrs.get("monitor", "objective"))
-    ax.set_title("Optimisation history", fontsize=11)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    return figure_png(fig)
+    pyplot()  # the Agg backend before Optuna imports pyplot
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", UserWarning)  # matplotlib: a parameter with one value so far
+        axes = plot(study, **kwargs)
+        fig = np.ravel(axes)[0].figure
+        fig.set_size_inches(*size)
+        return figure_png(fig)
+
+
+def history_png(study: Any) -> bytes:
+    """Objective of every complete trial in order, with the best value so far (Optuna's plot)."""
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    return _optuna_png(plot_optimization_history, study, (7, 3.8), target_name=_monitor(study))
 
 
 def intermediate_png(study: Any) -> bytes:
-    """The reported validation metric per epoch of every trial (pruned ones in red)."""
+    """The validation metric each trial reported per epoch (Optuna's plot; pruned ones stop early)."""
+    from optuna.visualization.matplotlib import plot_intermediate_values
+
+    return _optuna_png(plot_intermediate_values, study, (7, 3.8))
+
+
+def importances_png(study: Any) -> bytes:
+    """Importance of each searched parameter, by the evaluator of :func:`param_importances`."""
+    from optuna.visualization.matplotlib import plot_param_importances
+
+    evaluator, _ = _importance_evaluator()
+    height = 0.45 * len({k for t in _complete(study) for k in t.params}) + 1.6
+    return _optuna_png(plot_param_importances, study, (7, height), evaluator=evaluator, target_name=_monitor(study))
+
+
+def slice_png(study: Any) -> bytes:
+    """The objective of every complete trial against each parameter (one panel per parameter)."""
+    from optuna.visualization.matplotlib import plot_slice
+
+    panels = len({k for t in _complete(study) for k in t.params})
+    return _optuna_png(plot_slice, study, (max(7.0, 4.0 * panels), 3.6), target_name=_monitor(study))
+
+
+def parallel_png(study: Any) -> bytes:
+    """Every complete trial as a line through its parameter values, coloured by its objective."""
+    from optuna.visualization.matplotlib import plot_parallel_coordinate
+
+    return _optuna_png(plot_parallel_coordinate, study, (8, 4.2), target_name=_monitor(study))
+
+
+def _monitor(study: Any) -> str:
+    return study.user_attrs.get("monitor") or "objective"
+
+
+def _complete(study: Any) -> list[Any]:
     import optuna
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    for t in study.get_trials(deepcopy=False):
-        if not t.intermediate_values:
-            continue
-        steps = sorted(t.intermediate_values)
-        colour = "#d62728" if t.state == optuna.trial.TrialState.PRUNED else "#1f77b4"
-        ax.plot([s + 1 for s in steps], [t.intermediate_values[s] for s in steps], marker="o", markersize=3,
-                color=colour, alpha=0.7)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(study.user_attrs.get("monitor", "objective"))
-    ax.set_title("Validation metric per epoch (red: pruned)", fontsize=11)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.grid(alpha=0.3)
-    return figure_png(fig)
+    return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
-def importances_png(importances: dict[str, float]) -> bytes:
-    plt = pyplot()
-    names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
-    ax.barh(names, [importances[n] for n in names], color="#4c72b0")
-    ax.set_xlabel("importance")
-    ax.set_title("Parameter importances", fontsize=11)
-    ax.tick_params(axis="y", labelsize=8)
-    return figure_png(fig)
+def _images(study: Any, has_importances: bool) -> dict[str, bytes]:
+    """The summary's plots: only those with something to show for this study."""
+    complete = _complete(study)
+    params = {k for t in complete for k in t.params}
+    images = {}
+    if complete:
+        images["history"] = history_png(study)
+    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        images["intermediate"] = intermediate_png(study)
+    if has_importances:
+        images["importances"] = importances_png(study)
+    if complete and params:
+        images["slice"] = slice_png(study)
+    if len(complete) >= 2 and len(params) >= 2:
+        images["parallel"] = parallel_png(study)
+    return images
 
 
 def write_summary(study: Any, out: str | Path) -> dict[str, Path]:
-    """Write best_config.yaml, summary.json, history/intermediate/importances PNGs and summary.html."""
+    """Write best_config.yaml, summary.json, the plots that apply (history, intermediate, importances,
+    slice, parallel; PNG, drawn by Optuna) and summary.html."""
     import optuna
 
     out = Path(out)
@@ -172,9 +206,7 @@ def write_summary(study: Any, out: str | Path) -> dict[str, Path]:
     }
     paths["summary"] = out / "summary.json"
     paths["summary"].write_text(json.dumps(summary, indent=2, default=str))
-    images = {"history": history_png(study), "intermediate": intermediate_png(study)}
-    if importances:
-        images["importances"] = importances_png(importances)
+    images = _images(study, bool(importances))
     for name, png in images.items():
         paths[name] = out / f"{name}.png"
         paths[name].write_bytes(png)
@@ -202,12 +234,17 @@ def _write_html(study: Any, summary: dict[str, Any], images: dict[str, bytes], p
         body += f"<p>Best trial <b>{best['number']}</b>; config: <code>{best['config']}</code></p>"
         body += table(["parameter", "value"], [(k, _fmt(v)) for k, v in best["params"].items()])
     page.add("Result", body)
-    page.add("Optimisation history", img(images["history"], "optimisation history") + img(images["intermediate"], "intermediate values"))
+    history = "".join(img(images[k], alt) for k, alt in (("history", "optimisation history"),
+                                                          ("intermediate", "intermediate values")) if k in images)
+    page.add("Optimisation history", history or '<p class="note">No trial has reported a value yet.</p>')
     if "importances" in images:
         page.add("Parameter importances", img(images["importances"], "parameter importances")
                  + f'<p class="note">{summary["importance_note"]}</p>')
     else:
         page.add("Parameter importances", f'<p class="note">Importances {summary["importance_note"]}.</p>')
+    if "slice" in images:
+        page.add("Parameters against the objective", img(images["slice"], "slice plot")
+                 + (img(images["parallel"], "parallel coordinates") if "parallel" in images else ""))
     keys = sorted({k for row in summary["trials_table"] for k in row["params"]})
     rows = [[r["number"], r["state"], _fmt(r["value"]), r["epochs"], *[_fmt(r["params"].get(k)) for k in keys]]
             for r in summary["trials_table"]]
