@@ -11,7 +11,7 @@ Rows (milliseconds per file: for each file the best of ``--repeat`` rounds):
       the layout check;
   (d1) islr's cache build in one process and (d) over all cores: total time / files, cold
       (a fresh store each time; includes hashing the inputs, shards and assembly; the pool
-      is only used from 256 files on, and its start costs about half a second).
+      is only used from cache.MIN_PARALLEL_FILES files on; its start costs 0.3-2 s).
 Ratios (b)/(c) and (c)/(a) follow.
 """
 

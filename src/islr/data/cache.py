@@ -50,7 +50,10 @@ from islr.fileio import atomic_path, atomic_write_text
 
 FORMAT_VERSION = 2  # 2: inf in the raw files is stored as NaN (1 could hold inf)
 CHUNK_SIZE = 32
-MIN_PARALLEL_FILES = 256
+# A worker pool costs ~0.25 s of CPU and 0.3-2 s of wall time to start; preparing a file costs
+# ~1.7 ms of CPU (genuine and replica files alike, benchmarks/SCALE.md): below ~1000 files the
+# pool cannot pay for itself (522 genuine files: 0.99x with 2 workers), so one process does them.
+MIN_PARALLEL_FILES = 1024
 INDEX_COLUMNS = ("offset", "length", "participant_id", "sequence_id", "sign", "path")
 
 
@@ -248,6 +251,11 @@ def _mp_context() -> Any:
     return mp.get_context("spawn")
 
 
+def use_pool(workers: int, chunks: int, files: int) -> bool:
+    """Whether a build of ``files`` files in ``chunks`` chunks starts worker processes."""
+    return workers > 1 and chunks > 1 and files >= MIN_PARALLEL_FILES
+
+
 def _run_chunks(tasks: list[tuple[int, list[str], PreprocessConfig, str]], total: int, done: int,
                 workers: int, progress: bool) -> None:
     from tqdm.auto import tqdm
@@ -258,8 +266,7 @@ def _run_chunks(tasks: list[tuple[int, list[str], PreprocessConfig, str]], total
                disable=not bars_enabled(progress), dynamic_ncols=True)
     try:
         files = sum(len(task[1]) for task in tasks)
-        # Starting workers costs about half a second; below a few hundred files one process wins.
-        if workers > 1 and len(tasks) > 1 and files >= MIN_PARALLEL_FILES:
+        if use_pool(workers, len(tasks), files):
             try:
                 _run_pool(tasks, workers, bar)
             except BrokenProcessPool as exc:  # e.g. a main module workers cannot re-import
