@@ -210,6 +210,9 @@ class TrainConfig:
     """``none`` or ``balanced``: weight each sample's loss by n / (k * count of its class) in training."""
     mixed_precision: bool = False
     """Train in float16/bfloat16 where a GPU supports it (ignored on the CPU)."""
+    compile: bool = False
+    """PyTorch: run the training step through ``torch.compile`` (dynamic shapes with variable
+    lengths; the first batches are slow while it compiles). Ignored by TensorFlow."""
     awp_start_epoch: int = -1
     """Adversarial weight perturbation from this epoch on (-1 disables)."""
     awp_lambda: float = 0.2

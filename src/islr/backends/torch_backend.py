@@ -33,6 +33,28 @@ from islr.training.schedules import learning_rate
 CHECK_EVERY_ACCELERATOR = 32
 
 
+def describe_device(device: torch.device) -> str:
+    """``cuda:0 (NVIDIA H200, 139 GiB)``, ``mps`` or ``cpu (no CUDA or MPS device found)``."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
+    if device.type == "cpu":
+        found = torch.cuda.is_available() or (
+            getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available())
+        return "cpu" if found else "cpu (no CUDA or MPS device found)"
+    return str(device)
+
+
+def tune_cuda(fixed_shapes: bool) -> None:
+    """Fast CUDA math: TF32 matmuls and convolutions (about float16 precision in the mantissa,
+    float32 range) and, when every batch has the same shape, cuDNN autotuning (with variable
+    lengths each new shape would be autotuned again)."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = fixed_shapes
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` picks cuda, then mps, then cpu; anything else is taken literally."""
     if name == "auto":
@@ -145,6 +167,9 @@ class TorchBackend:
         if self.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.train.compile:
+            # self.model stays the plain module: checkpoints, evaluation and export use it.
+            self.net = torch.compile(self.net, dynamic=cfg.preprocess.length_mode != "fixed")
         self.optimizer = build_optimizer(self.model, cfg)
         self.set_class_weights(None)
         self.steps_per_epoch = max(steps_per_epoch, 1)
@@ -153,6 +178,13 @@ class TorchBackend:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self._lr = learning_rate(cfg.train, 0.0)
         self.check_every = 1 if self.device.type == "cpu" else CHECK_EVERY_ACCELERATOR
+        if self.device.type == "cuda":
+            tune_cuda(fixed_shapes=cfg.preprocess.length_mode == "fixed")
+        # Which device was chosen, for the trainer to print: auto never falls back to the CPU silently.
+        precision = f", mixed precision {str(self.amp_dtype).removeprefix('torch.')}" if self.amp else ""
+        compiled = ", torch.compile" if cfg.train.compile else ""
+        self.device_info = (f"torch: device {describe_device(self.device)} "
+                            f"(train.device={cfg.train.device}{precision}{compiled})")
 
     def set_class_weights(self, weights: np.ndarray | None) -> None:
         """Loss = batch mean of ``weights[y] *`` the label-smoothed cross-entropy (None: unweighted)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,8 @@ def train(
     train_loader, valid_loader, test_loader = make_loaders(cfg, datasets)
     backend = get_backend(cfg.train.framework)
     backend.setup(cfg, datasets.feature_dim, len(datasets.sign_map), len(train_loader))
+    if getattr(backend, "rank", 0) == 0 and getattr(backend, "device_info", None):
+        print(backend.device_info, file=sys.stderr, flush=True)  # the device auto chose, always said
     weights = class_weights(datasets.train.labels, len(datasets.sign_map), cfg.train.class_weights)
     if weights is not None:
         backend.set_class_weights(weights)
