@@ -65,12 +65,13 @@ def test_tensorboard_reads_back_every_scalar_of_a_training_run(synth_dir, tmp_pa
 
 WRITE_EVENTS = """
 import sys
-from islr.training.tensorboard import TensorBoardLogger, confusion_png
+from islr.confusion import confusion_png
+from islr.training.tensorboard import TensorBoardLogger
 import numpy as np
 logger = TensorBoardLogger(sys.argv[1])
 for step in range(4):
     logger.add_scalars(step, {"loss": 1.0 / (step + 1), "val_accuracy": 0.1 * step, "lr": 3e-3})
-png, _, _ = confusion_png(np.eye(3, dtype=int) * 5, ["a", "b", "c"])
+png = confusion_png(np.eye(3, dtype=int) * 5, ["a", "b", "c"])
 logger.add_png(3, "confusion_matrix/valid", png)
 logger.on_train_end(None, {})
 print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow', 'keras', 'jax'}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,34 +59,11 @@ class TensorBoardLogger(Callback):
     def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         cm = logs.get("confusion_matrix")
         if cm is not None:
-            png, _, _ = confusion_png(np.asarray(cm), trainer.sign_names)
+            from islr.confusion import confusion_png  # the one drawing of a confusion matrix
+
+            png = confusion_png(np.asarray(cm), trainer.sign_names)
             self.add_png(int(logs.get("epoch", 0)), "confusion_matrix/valid", png)
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
-
-def confusion_png(cm: np.ndarray, names: list[str], max_classes: int = 30) -> tuple[bytes, int, int]:
-    """Render a confusion matrix (the ``max_classes`` most populated classes) as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keep = np.argsort(-(cm.sum(axis=0) + cm.sum(axis=1)))[:max_classes]
-    keep.sort()
-    sub = cm[np.ix_(keep, keep)]
-    size = max(4.0, 0.3 * len(keep) + 2)
-    fig, ax = plt.subplots(figsize=(size, size), dpi=80)
-    ax.imshow(sub, cmap="Blues")
-    labels = [names[i] if i < len(names) else str(i) for i in keep]
-    ax.set_xticks(range(len(keep)), labels, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(keep)), labels, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    width, height = (int(v) for v in fig.canvas.get_width_height())
-    plt.close(fig)
-    return buffer.getvalue(), width, height
