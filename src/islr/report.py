@@ -207,7 +207,7 @@ def sign_table(rows: list[SignRow]) -> str:
 def confusion_sections(page: Page, cm: np.ndarray, names: list[str], pairs: int = 20) -> int:
     """Add the confusion matrix, per-sign and most-confused-pairs sections; returns the images added.
 
-    Up to :data:`~islr.confusion.LABELLED_MAX` signs the whole matrix is drawn with labels; beyond,
+    Up to ``LABELLED_MAX`` (30) signs the whole matrix is drawn with labels; beyond,
     the labelled sub-matrix of the signs of the largest confusions and a small heat map of the
     whole matrix (no tick labels), so 250 signs stay readable.
     """
