@@ -462,3 +462,28 @@ def _sha(tensors):
     from islr.checkpoint_format import _digest
 
     return _digest(tensors)
+
+
+@pytest.mark.parametrize("content", ["pickle", "not a list", "empty"])
+def test_ensemble_file_with_a_payload_or_wrong_shape_is_refused(torch_run, tmp_path, parquet, capsys, content):
+    from islr.inference.ensemble import ENSEMBLE_FILE, write_ensemble
+
+    marker = tmp_path / "pwned"
+    ensemble = write_ensemble(tmp_path / "ens", [copy_run(torch_run, tmp_path)])
+    target = ensemble / ENSEMBLE_FILE
+    if content == "pickle":
+        plant(target, "pickle", marker)
+    else:
+        target.write_text('{"members": "../run"}' if content == "not a list" else '{"members": []}')
+    refused(["predict", ensemble, parquet], target, marker, capsys)
+
+
+def test_model_stats_file_with_a_payload_is_refused(torch_run, tmp_path, capsys):
+    from islr.report import STATS_FILE
+
+    marker = tmp_path / "pwned"
+    run = copy_run(torch_run, tmp_path)
+    plant(run / STATS_FILE, "pickle", marker)
+    refused(["compare", run], run / STATS_FILE, marker, capsys)
+    (run / STATS_FILE).write_text('{"parameters": 1, "os_system": "touch"}')
+    refused(["compare", run], run / STATS_FILE, marker, capsys)

@@ -9,7 +9,7 @@ embedded as base64, so the file opens anywhere without its run directory.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -30,10 +30,11 @@ from islr.confusion import (
     sign_rows,
     submatrix_png,
 )
+from islr.errors import ConfigError
 from islr.fileio import atomic_write_text
 from islr.htmlpage import Page, card, esc, figure_png, img, pyplot, table
 from islr.metrics import confusion_matrix, softmax
-from islr.run_dir import RunDir
+from islr.run_dir import RunDir, read_json_file
 
 STATS_FILE = "model_stats.json"
 
@@ -104,7 +105,16 @@ def measure_model(run_dir: str | Path, raw: np.ndarray | None = None, checkpoint
 def read_model_stats(run_dir: str | Path) -> ModelStats | None:
     """The stats saved by :func:`measure_model`, or None."""
     path = Path(run_dir) / STATS_FILE
-    return ModelStats(**json.loads(path.read_text())) if path.exists() else None
+    if not path.exists():
+        return None
+    data = read_json_file(path)
+    fields = {f.name for f in dataclasses.fields(ModelStats)}
+    if not isinstance(data, dict) or not set(data) <= fields:
+        raise ConfigError(f"{path}: expected a JSON object with the keys {sorted(fields)}")
+    try:
+        return ModelStats(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 # -- figures -----------------------------------------------------------------------------------

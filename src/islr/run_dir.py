@@ -101,3 +101,8 @@ def _parse_json(path: Path) -> Any:
         return json.loads(path.read_bytes())
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise ConfigError(f"{path}: not valid JSON ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+
+
+def read_json_file(path: str | Path) -> Any:
+    """Parse a JSON file of a run or ensemble; a broken or binary file is a ConfigError naming it."""
+    return _parse_json(Path(path))

@@ -18,7 +18,7 @@ import numpy as np
 from islr.config import to_dict
 from islr.errors import ModelError
 from islr.inference.predictor import BasePredictor, RunPredictor
-from islr.run_dir import RunDir
+from islr.run_dir import RunDir, read_json_file
 
 ENSEMBLE_FILE = "ensemble.json"
 #: Sub-folder of a self-contained ensemble that holds its copied members.
@@ -86,8 +86,12 @@ def _copy_member(run: RunDir, dest: Path, checkpoint: str | None) -> Path:
 
 def member_dirs(path: str | Path) -> list[Path]:
     """Member run directories of an ensemble, resolved relative to it."""
-    data = json.loads((Path(path) / ENSEMBLE_FILE).read_text())
-    return [(Path(path) / m).resolve() for m in data["members"]]
+    file = Path(path) / ENSEMBLE_FILE
+    data = read_json_file(file)
+    members = data.get("members") if isinstance(data, dict) else None
+    if not isinstance(members, list) or not members or not all(isinstance(m, str) and m for m in members):
+        raise ModelError(f"{file}: expected {{\"members\": [run directory, ...]}}")
+    return [(Path(path) / m).resolve() for m in members]
 
 
 class _MeanBackend:
