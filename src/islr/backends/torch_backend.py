@@ -153,6 +153,7 @@ class TorchBackend:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         self._lr = 0.0
+        self._share = 1.0  # this process's share of the global batch, times the world size
 
     # -- set-up ------------------------------------------------------------------------------
     def setup(self, cfg: ExperimentConfig, input_dim: int, num_classes: int, steps_per_epoch: int) -> None:
@@ -246,7 +247,7 @@ class TorchBackend:
                         p.add_(delta)
                         backups.append((p, delta))
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            loss = self.loss_fn(self.net(x, mask).float(), y)
+            loss = self.loss_fn(self.net(x, mask).float(), y) * self._share
         self.scaler.scale(loss).backward()  # scaled like the first loss, so unscale_ treats both alike
         with torch.no_grad():
             for p, delta in backups:
@@ -258,26 +259,24 @@ class TorchBackend:
         assert self.model is not None and self.cfg is not None
         self.net.train()
         limit = self.cfg.train.limit_batches or None
-        if self.world_size > 1:
-            # Every process must take the same number of steps (each one all-reduces gradients):
-            # drop the remainder batches that not every process would get.
-            total = min(len(batches), limit) if limit else len(batches)  # type: ignore[arg-type]
-            limit = total - total % self.world_size
+        # Distributed: every process gets its shard of every global batch (the loader builds only
+        # that), so all take the same steps as one process would, on the same samples.
         totals = {"loss": 0.0, "correct": 0, "seen": 0}
         # Loss and correct count stay on the device and are read every ``check_every`` batches
         # in one transfer (a read waits for the device); the first non-finite batch is still
         # named exactly, and nothing is saved before the epoch ends.
         pending: list[tuple[int, torch.Tensor, torch.Tensor, int, float]] = []
         for index, batch in enumerate(prefetch(map(self._pinned, itertools.islice(batches, limit)))):
-            if self.world_size > 1 and index % self.world_size != self.rank:
-                continue  # each process takes every world_size-th batch
             self._set_lr(epoch + index / self.steps_per_epoch)
             x, mask, y = self._tensors(batch)
+            # DDP averages the processes' gradients: weighting each shard's mean loss by its share
+            # of the global batch makes that average the gradient of the global batch's mean loss.
+            self._share = len(y) * self.world_size / int(batch.get("global_size", len(y)))
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 logits = self.net(x, mask)
                 loss = self.loss_fn(logits.float(), y)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss * self._share).backward()
             if self._awp_active(epoch):
                 self._adversarial_step(x, mask, y)
             if self.cfg.train.grad_clip > 0:

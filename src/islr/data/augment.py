@@ -144,11 +144,17 @@ class Augmenter:
         """Augment one prepared sequence (a new array; the input is never modified)."""
         return self.apply_batch([seq], rng)[0]
 
-    def apply_batch(self, seqs: Sequence[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-        """Augment a batch of prepared sequences; the draws depend only on ``rng`` and the batch."""
-        n = len(seqs)
+    def apply_batch(self, seqs: Sequence[np.ndarray], rng: np.random.Generator,
+                    positions: Sequence[int] | None = None, total: int | None = None) -> list[np.ndarray]:
+        """Augment a batch of prepared sequences; the draws depend only on ``rng`` and the batch.
+
+        ``seqs`` may be a part of a batch of ``total`` sequences (one process's shard in
+        distributed training): ``seqs[k]`` is then sequence ``positions[k]`` of that batch and
+        gets exactly what it would get if the whole batch were augmented here.
+        """
         out = [np.array(s, dtype=np.float32, copy=True) for s in seqs]
-        if not n:
+        n = len(seqs) if total is None else int(total)
+        if not out:
             return out
         cfg = self.cfg
         # Every draw happens whatever the probabilities, so the stream layout is fixed.
@@ -162,6 +168,12 @@ class Augmenter:
         a_shift = rng.uniform(-cfg.affine_shift, cfg.affine_shift, size=(n, 2))
         a_angle = np.deg2rad(rng.uniform(-cfg.affine_degrees, cfg.affine_degrees, size=n))
         seeds = rng.integers(0, 2**63 - 1, size=n)  # per-sample streams for variable-size draws
+        if positions is not None:  # keep the draws of this part of the batch
+            pick = np.asarray(positions, dtype=np.int64)
+            apply = {name: flags[pick] for name, flags in apply.items()}
+            rate, angle, factor, shift = rate[pick], angle[pick], factor[pick], shift[pick]
+            a_scale, a_shear, a_shift, a_angle, seeds = a_scale[pick], a_shear[pick], a_shift[pick], a_angle[pick], seeds[pick]
+        n = len(out)
 
         for i in range(n):
             if apply["frame_dropout"][i]:

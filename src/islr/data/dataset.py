@@ -82,11 +82,13 @@ class LandmarkDataset:
             return np.asarray(lengths)[self._indices]
         return np.array([len(self.sequences[int(j)]) for j in self._indices], dtype=np.int64)
 
-    def features(self, indices: Sequence[int], rng: np.random.Generator | None = None) -> list[np.ndarray]:
-        """Features of ``indices``; augmented (batched) when an augmenter is set and ``rng`` given."""
+    def features(self, indices: Sequence[int], rng: np.random.Generator | None = None,
+                 positions: Sequence[int] | None = None, total: int | None = None) -> list[np.ndarray]:
+        """Features of ``indices``; augmented (batched) when an augmenter is set and ``rng`` given
+        (as positions ``positions`` of a batch of ``total``: see :meth:`Augmenter.apply_batch`)."""
         seqs = [self.prepared(i) for i in indices]
         if self.augmenter is not None and rng is not None and self.augmenter.active:
-            seqs = self.augmenter.apply_batch(seqs, rng)
+            seqs = self.augmenter.apply_batch(seqs, rng, positions, total)
         if self.mirrored:
             from islr.data.tta import mirror_prepared
 
@@ -115,17 +117,20 @@ class LandmarkDataset:
         return view
 
     def collate(self, indices: Sequence[int], rng: np.random.Generator | None = None,
-                pad: bool = True) -> dict[str, np.ndarray]:
+                pad: bool = True, positions: Sequence[int] | None = None,
+                total: int | None = None) -> dict[str, np.ndarray]:
         """One batch dict: ``x`` zero-padded ``(B, T, F)``, ``mask`` True on real frames, ``y``.
 
         ``pad=False`` returns the unpadded parts instead, ``features`` ``(sum of lengths, F)``,
         ``lengths`` and ``y`` (a far smaller message between processes); :meth:`pad` finishes them.
         """
-        feats = self.features(indices, rng)
+        feats = self.features(indices, rng, positions, total)
         lengths = np.array([len(f) for f in feats], dtype=np.int64)
         y = self.labels[np.asarray(indices, dtype=np.int64)] if len(indices) else np.zeros(0, np.int64)
         features = np.concatenate(feats) if feats else np.zeros((0, self.feature_dim), np.float32)
         parts = {"features": features, "lengths": lengths, "y": y.astype(np.int64)}
+        if total is not None:
+            parts["global_size"] = np.int64(total)
         return self.pad(parts) if pad else parts
 
     def pad(self, parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -138,7 +143,10 @@ class LandmarkDataset:
         for i, length in enumerate(lengths.tolist()):  # one block copy a sequence
             x[i, :length] = features[start : start + length]
             start += length
-        return {"x": x, "mask": mask, "y": parts["y"]}
+        batch = {"x": x, "mask": mask, "y": parts["y"]}
+        if "global_size" in parts:
+            batch["global_size"] = parts["global_size"]
+        return batch
 
     def __repr__(self) -> str:
         n_part = len(np.unique(self.participants))
@@ -163,7 +171,7 @@ class BatchLoader:
     """
 
     def __init__(self, dataset: LandmarkDataset, batch_size: int, shuffle: bool = False, seed: int = 0,
-                 drop_last: bool = False, sampling: str = "uniform"):
+                 drop_last: bool = False, sampling: str = "uniform", shard: tuple[int, int] = (0, 1)):
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.dataset = dataset
@@ -172,6 +180,8 @@ class BatchLoader:
         self.seed = int(seed)
         self.drop_last = drop_last
         self.sampling = sampling
+        self.shard = (int(shard[0]), int(shard[1]))
+        """``(rank, world)``: this process builds samples ``rank::world`` of every batch."""
         self._probabilities = sample_probabilities(dataset.labels, sampling) if shuffle else None
         self.epoch = 0
 
@@ -202,6 +212,11 @@ class BatchLoader:
         """Batch ``b`` of the current epoch from its sample positions (``order``'s slice ``b``);
         ``pad=False``: its unpadded parts (see :meth:`LandmarkDataset.collate`)."""
         rng = np.random.default_rng([self.seed, self.epoch, b, _AUG_STREAM])
+        rank, world = self.shard
+        if world > 1:  # DistributedSampler-like: this rank's samples of the global batch, as built whole
+            positions = np.arange(rank, len(indices), world)
+            return self.dataset.collate(np.asarray(indices)[positions], rng, pad=pad, positions=positions,
+                                        total=len(indices))
         return self.dataset.collate(indices, rng, pad=pad)
 
     def __iter__(self) -> Iterator[dict[str, np.ndarray]]:

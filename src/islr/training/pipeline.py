@@ -22,8 +22,12 @@ class TrainResult:
     num_parameters: int
 
 
-def make_loaders(cfg: ExperimentConfig, datasets: Any) -> tuple[Any, Any, Any]:
+def make_loaders(cfg: ExperimentConfig, datasets: Any, shard: tuple[int, int] = (0, 1)) -> tuple[Any, Any, Any]:
     """Train (shuffled, augmented), valid and test loaders over the same numpy batches for every framework.
+
+    ``shard = (rank, world)`` (distributed training): the training loader builds only this
+    process's samples ``rank::world`` of each global batch, exactly as one process would build
+    them; every process evaluates the whole validation and test sets.
 
     With ``train.num_workers`` > 0 the training batches are built in that many worker processes
     (:class:`islr.data.loader.ParallelBatchLoader`: the same batches, in the same order); the
@@ -33,7 +37,8 @@ def make_loaders(cfg: ExperimentConfig, datasets: Any) -> tuple[Any, Any, Any]:
     from islr.data.loader import make_loader
 
     t = cfg.train
-    train = BatchLoader(datasets.train, t.batch_size, shuffle=True, seed=t.seed, sampling=cfg.data.sampling)
+    train = BatchLoader(datasets.train, t.batch_size, shuffle=True, seed=t.seed, sampling=cfg.data.sampling,
+                        shard=shard)
     train = make_loader(train, t.num_workers)
     valid = BatchLoader(datasets.valid, t.batch_size, shuffle=False, seed=t.seed)
     test = BatchLoader(datasets.test, t.batch_size, shuffle=False, seed=t.seed)
@@ -68,8 +73,9 @@ def train(
             f"split {datasets.split!r} left {len(datasets.train)} training and {len(datasets.valid)} validation "
             "samples; need both (more participants, or data.split=random_stratified)"
         )
-    train_loader, valid_loader, test_loader = make_loaders(cfg, datasets)
     backend = get_backend(cfg.train.framework)
+    shard = (getattr(backend, "rank", 0), getattr(backend, "world_size", 1))
+    train_loader, valid_loader, test_loader = make_loaders(cfg, datasets, shard)
     backend.setup(cfg, datasets.feature_dim, len(datasets.sign_map), len(train_loader))
     if getattr(backend, "rank", 0) == 0 and getattr(backend, "device_info", None):
         print(backend.device_info, file=sys.stderr, flush=True)  # the device auto chose, always said
