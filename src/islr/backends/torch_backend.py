@@ -247,7 +247,8 @@ class TorchBackend:
                         p.add_(delta)
                         backups.append((p, delta))
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            loss = self.loss_fn(self.net(x, mask).float(), y) * self._share
+            out = self.net(x, mask).float()
+            loss = self.loss_fn(out, y) * self._share if len(y) else out.sum() * 0.0  # see train_epoch
         self.scaler.scale(loss).backward()  # scaled like the first loss, so unscale_ treats both alike
         with torch.no_grad():
             for p, delta in backups:
@@ -272,11 +273,15 @@ class TorchBackend:
             # DDP averages the processes' gradients: weighting each shard's mean loss by its share
             # of the global batch makes that average the gradient of the global batch's mean loss.
             self._share = len(y) * self.world_size / int(batch.get("global_size", len(y)))
+            if not len(y):  # an empty shard (a last global batch smaller than the world): a stand-in
+                # sample with zero weight keeps this process in the step (each needs every process)
+                x = torch.zeros((1, *x.shape[1:]), dtype=x.dtype, device=x.device)
+                mask = torch.ones((1, x.shape[1]), dtype=torch.bool, device=x.device)
             self.optimizer.zero_grad(set_to_none=True)
             with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
                 logits = self.net(x, mask)
-                loss = self.loss_fn(logits.float(), y)
-            self.scaler.scale(loss * self._share).backward()
+                loss = self.loss_fn(logits.float(), y) if len(y) else logits.float().sum() * 0.0
+            self.scaler.scale(loss * self._share).backward()  # the stand-in's gradient is zero
             if self._awp_active(epoch):
                 self._adversarial_step(x, mask, y)
             if self.cfg.train.grad_clip > 0:
@@ -284,7 +289,8 @@ class TorchBackend:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            pending.append((index, loss.detach(), (logits.detach().argmax(-1) == y).sum(), len(y), self._lr))
+            if len(y):
+                pending.append((index, loss.detach(), (logits.detach().argmax(-1) == y).sum(), len(y), self._lr))
             if len(pending) >= self.check_every:
                 self._drain(pending, totals, epoch, on_batch)
         self._drain(pending, totals, epoch, on_batch)
