@@ -113,3 +113,20 @@ def test_evaluate_writes_metrics_and_matches_training_numbers(synth_dir, tmp_pat
     ev_all = evaluate_run(tmp_path / "run", data_dir=str(synth_dir), split="all", out_dir=tmp_path / "other")
     assert ev_all.metrics["n"] == 6 * 5 * 4
     assert np.isfinite(ev_all.logits).all()
+
+
+@pytest.mark.parametrize("select_best", [True, False])
+def test_select_best_off_makes_the_last_epoch_the_model(synth_dir, tmp_path, select_best):
+    from islr.checkpoint_format import read_checkpoint
+
+    cfg = tiny_config(synth_dir, tmp_path / "cache", **{
+        "train.epochs": 4, "train.early_stopping": False, "train.select_best": select_best, "train.lr": 3e-2})
+    train(cfg, tmp_path / "run")
+    best = read_checkpoint(tmp_path / "run" / "checkpoints" / "best.safetensors", "torch").extra
+    last = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors", "torch").extra
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    if select_best:
+        scores = [row["val_accuracy"] for row in history]
+        assert best["epoch"] == int(np.argmax(scores))  # the first epoch with the top score
+    else:
+        assert best["epoch"] == last["epoch"] == 3

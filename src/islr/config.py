@@ -225,6 +225,9 @@ class TrainConfig:
     """Stop each epoch after this many batches (0 = all), for quick runs."""
     early_stopping: bool = True
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs."""
+    select_best: bool = True
+    """Keep the epoch with the best ``monitor`` as the ``best`` checkpoint; ``false``: ``best`` is
+    the last epoch (no choice made on the validation signers: the epoch count, chosen by CV, decides)."""
     monitor: str = "val_accuracy"
     """Validation metric for early stopping and the best checkpoint: ``val_accuracy``, ``val_loss``,
     ``val_top5`` or ``val_macro_f1``."""

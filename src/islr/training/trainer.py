@@ -83,7 +83,8 @@ class Trainer:
         if t.early_stopping:
             self.add_callback(EarlyStopping(t.monitor, t.mode, t.patience, t.min_delta))
         if self.is_main:
-            self.add_callback(self.checkpointer)
+            if t.select_best:
+                self.add_callback(self.checkpointer)
             self.add_callback(self.history)
             if t.tensorboard:
                 from islr.training.tensorboard import TensorBoardLogger
@@ -204,7 +205,8 @@ class Trainer:
             }
             self._call("on_epoch_end", epoch, logs)
             self.save_checkpoint("last", epoch, logs)
-            if not len(self.valid_loader):  # no validation split: the final model is the last epoch
+            if not len(self.valid_loader) or not t.select_best:
+                # no validation split, or no selection on it: the final model is the last epoch
                 self.save_checkpoint("best", epoch, logs)
             if self.is_main and t.progress:
                 shown = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k in ("loss", "accuracy", "val_loss", "val_accuracy", "val_top5", "lr"))
