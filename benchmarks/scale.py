@@ -204,21 +204,31 @@ def small_check(data_dir: Path, work: Path) -> list[Step]:
                     out / f"w{w}.log") for w in (1, 2)]
 
 
-def projection(results: list[Step], full: int) -> dict[str, float]:
-    """Seconds at ``full`` sequences per step: a least-squares line through the datasets measured."""
+def _fit(points: list[tuple[int, float]], full: int) -> float:
+    """``y`` at ``full``: a least-squares line through two or more sizes, else proportional."""
+    if len({x for x, _ in points}) >= 2:
+        mx = sum(x for x, _ in points) / len(points)
+        my = sum(y for _, y in points) / len(points)
+        slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+        return my + slope * (full - mx)
+    x, y = points[0]
+    return y * full / x
+
+
+def projection(results: list[Step], full: int) -> dict[str, tuple[float, float]]:
+    """Per step at ``full`` sequences: (CPU seconds, wall seconds).
+
+    CPU seconds follow :func:`_fit` over every size measured (CPU time hardly depends on the
+    machine's load); wall seconds are scaled from the largest size measured, at its load.
+    """
     out = {}
     for name in dict.fromkeys(s.name for s in results):
-        if name in SIZE_FREE:
+        done = [s for s in results if s.name == name and s.ok]
+        if name in SIZE_FREE or not done:
             continue
-        points = [(s.sequences, s.seconds) for s in results if s.name == name and s.ok]
-        if len({x for x, _ in points}) >= 2:
-            mx = sum(x for x, _ in points) / len(points)
-            my = sum(y for _, y in points) / len(points)
-            slope = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
-            out[name] = my + slope * (full - mx)
-        elif points:
-            x, y = points[0]
-            out[name] = y * full / x
+        largest = max(done, key=lambda s: s.sequences)
+        out[name] = (_fit([(s.sequences, s.cpu_seconds) for s in done], full),
+                     largest.seconds * full / largest.sequences)
     return out
 
 
@@ -230,16 +240,13 @@ def table(results: list[Step], full: int) -> str:
     for s in results:
         wall = f"{s.seconds:.1f}" if s.ok else f"{s.seconds:.1f} (failed)"
         lines.append(f"| {s.data} | {s.sequences:,} | {s.name} | {wall} | {s.cpu_seconds:.1f} | {s.largest_mb:.0f} "
-                     f"| {s.tree_mb:.0f} | {s.anon_mb:.0f} "
-                     f"| {s.processes} | {s.load:.1f} |")
+                     f"| {s.tree_mb:.0f} | {s.anon_mb:.0f} | {s.processes} | {s.load:.1f} |")
     big = [s for s in results if s.sequences > 1000]
     if big:
-        projected = projection(big, full)
-        kind = ("least-squares line through the sizes measured" if len({s.sequences for s in big}) > 1
-                else "proportional to the sequences")
-        lines += ["", f"Projection to {full:,} sequences ({kind}; a projection, not a measurement):", "",
-                  "| step | projected wall s | projected wall min |", "|---|---:|---:|"]
-        lines += [f"| {k} | {v:.0f} | {v / 60:.1f} |" for k, v in projected.items()]
+        lines += ["", f"Projection to {full:,} sequences (a projection, not a measurement; CPU: line through the "
+                  "sizes measured, or proportional with one; wall: scaled from the largest size at its load):", "",
+                  "| step | projected CPU s | projected wall s | projected wall min |", "|---|---:|---:|---:|"]
+        lines += [f"| {k} | {cpu:.0f} | {wall:.0f} | {wall / 60:.1f} |" for k, (cpu, wall) in projection(big, full).items()]
     return "\n".join(lines)
 
 
