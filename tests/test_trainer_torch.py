@@ -75,7 +75,8 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(synth_dir, tmp_pat
 def test_early_stopping_stops_when_the_metric_stalls(synth_dir, tmp_path):
     # lr 0 -> nothing improves after the first epoch -> stop after 1 + patience epochs.
     cfg = tiny_config(synth_dir, tmp_path / "cache", **{"train.epochs": 20, "train.lr": 0.0, "train.patience": 2,
-                                                        "train.monitor": "val_loss", "train.mode": "min"})
+                                                        "train.monitor": "val_loss", "train.mode": "min",
+                                                        "train.early_stopping": True})
     result = train(cfg, tmp_path / "run")
     assert len(result.history) == 3
 
