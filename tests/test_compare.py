@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from islr.cli import main
-from islr.compare import compare_runs, markdown_table, rows_json, run_row
 from islr.config import load_config, save_config
 from islr.errors import ConfigError
+from islr.evaluation.compare import compare_runs, markdown_table, rows_json, run_row
 
 
 def make_run(root: Path, name: str, model: str, framework: str, metrics: dict | None, metrics_file: str = "metrics.json",
@@ -84,7 +84,7 @@ def test_tune_report_compare_import_no_framework():
     import subprocess
     import sys
 
-    code = ("import sys\nimport islr.tune, islr.tune_summary, islr.report, islr.compare, islr.htmlpage\n"
+    code = ("import sys\nimport islr.tuning.search, islr.tuning.summary, islr.evaluation.report, islr.evaluation.compare, islr.viz.htmlpage\n"
             "import islr.commands.tune, islr.commands.report, islr.commands.compare\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'tensorflow', 'keras', 'optuna'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from islr.confusion import confusion_png, pair_classes, sign_rows
-from islr.htmlpage import Page
+from islr.evaluation.confusion import confusion_png, pair_classes, sign_rows
+from islr.evaluation.report import confusion_sections
 from islr.metrics import confusion_matrix
-from islr.report import confusion_sections
+from islr.viz.htmlpage import Page
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -168,7 +168,7 @@ def test_clicking_a_header_sorts_the_table_in_chromium(tmp_path):
 
 
 def test_evaluation_outputs_at_250_signs(tmp_path):
-    from islr.evaluate import _write_outputs
+    from islr.evaluation.evaluate import _write_outputs
 
     labels, predictions, names = fabricated(250)
     logits = np.eye(250, dtype=np.float32)[predictions]

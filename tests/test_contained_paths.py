@@ -31,7 +31,7 @@ from islr.data.kaggle import (
 from islr.data.synthetic import generate
 from islr.data.validate import validate_dataset
 from islr.errors import DataError
-from islr.plots import sequence_table
+from islr.viz.plots import sequence_table
 from tiny_kaggle import checksums, good_dataset, sequence
 
 ESCAPES = "path escapes the data folder"

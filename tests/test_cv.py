@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import tiny_config  # noqa: E402
-from islr.cv import cross_validate  # noqa: E402
+from islr.evaluation.cv import cross_validate  # noqa: E402
 
 
 def test_cv_folds_seeds_ensemble_and_resume(synth_dir, tmp_path):
@@ -45,7 +45,7 @@ def test_cv_folds_seeds_ensemble_and_resume(synth_dir, tmp_path):
 
     # The ensemble exports as one graph (ONNX directly; Kaggle TFLite through the Keras twin)
     # with the same logits as the averaged members.
-    from islr.export import export_run
+    from islr.export.run import export_run
 
     raws = [read_landmarks(s.path) for s in read_train_csv(synth_dir)[:4]]
     for fmt, name in (("onnx", "ens.onnx"), ("kaggle", "ens.tflite")):

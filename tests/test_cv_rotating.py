@@ -36,10 +36,10 @@ def test_only_fold_participants_rotate_and_the_rest_always_trains():
 
 
 def test_cv_rotating_participants_tta_per_class_and_other_dataset(synth_dir, tmp_path):
-    from islr.cv import cross_validate
     from islr.data.kaggle import read_landmarks, read_train_csv
     from islr.data.synthetic import generate
-    from islr.evaluate import evaluate_run
+    from islr.evaluation.cv import cross_validate
+    from islr.evaluation.evaluate import evaluate_run
     from islr.inference.predictor import RunPredictor
 
     samples = read_train_csv(synth_dir)

@@ -34,7 +34,7 @@ def test_site_builds_strict_without_warnings(tmp_path):
     assert 'href="../api/data/#islr.data.augment.frame_dropout"' in mapping
     assert 'href="../api/models/#islr.models.torch.transformer.TransformerSequenceClassifier"' in mapping
     api = (site / "api" / "tune" / "index.html").read_text()
-    assert "Read a search space" in api and 'id="islr.tune.run_search"' in api
+    assert "Read a search space" in api and 'id="islr.tuning.search.run_search"' in api
     assert not list(site.rglob("*.py"))  # the griffe extension is not published
 
 

@@ -22,9 +22,9 @@ from islr.data.kaggle import read_landmarks, read_train_csv  # noqa: E402
 from islr.data.preprocess import feature_dim, interpolate_gaps, preprocess, resize_index  # noqa: E402
 from islr.data.synthetic import generate  # noqa: E402
 from islr.errors import ConfigError, ModelError  # noqa: E402
-from islr.export import export_run  # noqa: E402
 from islr.export.kaggle_export import KAGGLE_MAX_BYTES, describe_contract, export_kaggle, run_kaggle  # noqa: E402
 from islr.export.parity import ParityResult, check_parity, compare_logits  # noqa: E402
+from islr.export.run import export_run  # noqa: E402
 from islr.export.tf_preprocess import resize_matrix, tf_interpolate_gaps, tf_preprocess  # noqa: E402
 from islr.inference.exported import OnnxPredictor, TFLitePredictor, load_predictor, read_sidecar  # noqa: E402
 from islr.inference.predictor import RunPredictor  # noqa: E402

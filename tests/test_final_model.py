@@ -33,8 +33,8 @@ def test_training_without_validation_or_test_keeps_the_last_epoch(synth_dir, tmp
 
 
 def test_cv_export_writes_one_self_contained_ensemble(synth_dir, tmp_path, capsys):
-    from islr.cv import cross_validate
     from islr.data.kaggle import read_landmarks, read_train_csv
+    from islr.evaluation.cv import cross_validate
     from islr.inference.ensemble import EnsemblePredictor, member_dirs
     from islr.inference.predictor import RunPredictor
 

@@ -14,8 +14,8 @@ FREE = [
     "islr.data.synthetic", "islr.data.dataset", "islr.data.datamodule", "islr.data.cleaning",
     "islr.data.validate", "islr.models.registry", "islr.backends", "islr.backends.base",
     "islr.training.trainer", "islr.training.callbacks", "islr.metrics", "islr.run_dir",
-    "islr.training.pipeline", "islr.training.tensorboard", "islr.evaluate", "islr.plots",
-    "islr.cv", "islr.tune", "islr.report", "islr.compare", "islr.inference.predictor", "islr.inference.ensemble",
+    "islr.training.pipeline", "islr.training.tensorboard", "islr.evaluation.evaluate", "islr.viz.plots",
+    "islr.evaluation.cv", "islr.tuning.search", "islr.evaluation.report", "islr.evaluation.compare", "islr.inference.predictor", "islr.inference.ensemble",
     "islr.inference.live", "islr.inference.exported", "islr.export", "islr.checkpoint_format",
     "islr.commands.convert_checkpoint",
 ]

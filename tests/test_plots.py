@@ -8,7 +8,7 @@ from PIL import Image
 
 from islr.cli import main
 from islr.errors import DataError
-from islr.plots import plot_distribution, plot_sign, sequence_table
+from islr.viz.plots import plot_distribution, plot_sign, sequence_table
 from tiny_kaggle import checksums, good_dataset, sequence, write_dataset
 
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from conftest import tiny_config  # noqa: E402
-from islr.report import (  # noqa: E402
+from islr.evaluation.report import (  # noqa: E402
     build_report,
     checkpoint_mb,
     confused_pairs,

@@ -479,7 +479,7 @@ def test_ensemble_file_with_a_payload_or_wrong_shape_is_refused(torch_run, tmp_p
 
 
 def test_model_stats_file_with_a_payload_is_refused(torch_run, tmp_path, capsys):
-    from islr.report import STATS_FILE
+    from islr.evaluation.report import STATS_FILE
 
     marker = tmp_path / "pwned"
     run = copy_run(torch_run, tmp_path)

@@ -46,8 +46,8 @@ def test_pose_edges_are_the_upper_body_and_left_right_symmetric():
 
 
 def test_plots_and_the_camera_overlay_import_the_one_definition():
-    from islr import plots
     from islr.inference import live
+    from islr.viz import plots
 
     assert plots.HAND_EDGES is HAND_EDGES and plots.POSE_EDGES is POSE_EDGES
     assert live.HAND_EDGES is HAND_EDGES and live.POSE_EDGES is POSE_EDGES

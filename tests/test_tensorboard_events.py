@@ -65,7 +65,7 @@ def test_tensorboard_reads_back_every_scalar_of_a_training_run(synth_dir, tmp_pa
 
 WRITE_EVENTS = """
 import sys
-from islr.confusion import confusion_png
+from islr.evaluation.confusion import confusion_png
 from islr.training.tensorboard import TensorBoardLogger
 import numpy as np
 logger = TensorBoardLogger(sys.argv[1])

@@ -101,7 +101,7 @@ def test_dynamic_dropout_and_augmentation_change_over_epochs(synth_dir, tmp_path
 
 
 def test_evaluate_writes_metrics_and_matches_training_numbers(synth_dir, tmp_path):
-    from islr.evaluate import evaluate_run
+    from islr.evaluation.evaluate import evaluate_run
 
     cfg = tiny_config(synth_dir, tmp_path / "cache", **{"train.epochs": 3})
     result = train(cfg, tmp_path / "run")

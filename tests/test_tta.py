@@ -82,7 +82,7 @@ def test_predictor_tta_is_the_mean_of_plain_and_mirrored_logits(run_dir, raws):
 
 @pytest.mark.parametrize("fmt,name", [("onnx", "tta.onnx"), ("kaggle", "tta.tflite"), ("tflite", "tta_f.tflite")])
 def test_exported_graph_computes_mirror_tta_like_the_eager_model(fmt, name, run_dir, raws, tmp_path):
-    from islr.export import export_run
+    from islr.export.run import export_run
     from islr.inference.exported import load_predictor
     from islr.inference.predictor import RunPredictor
 

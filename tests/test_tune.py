@@ -18,7 +18,7 @@ import torch
 from conftest import ROOT, tiny_config  # noqa: E402
 from islr.config import configs_dir, load_config, save_config, to_dict  # noqa: E402
 from islr.errors import ConfigError  # noqa: E402
-from islr.tune import (  # noqa: E402
+from islr.tuning.search import (  # noqa: E402
     PruningCallback,
     TuneSettings,
     apply_params,
@@ -29,7 +29,7 @@ from islr.tune import (  # noqa: E402
     storage_url,
     suggest,
 )
-from islr.tune_summary import param_importances, write_summary  # noqa: E402
+from islr.tuning.summary import param_importances, write_summary  # noqa: E402
 
 torch.set_num_threads(1)
 SPACES = sorted((configs_dir() / "search").glob("*.yaml"))
@@ -247,7 +247,7 @@ def test_summary_plots_are_optunas_and_leave_the_style_alone(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from islr.htmlpage import pyplot
+    from islr.viz.htmlpage import pyplot
 
     pyplot()  # the Agg backend first: the style is what must not change
     style = dict(matplotlib.rcParams)
@@ -277,7 +277,7 @@ KILLER = textwrap.dedent("""
     import json, os, sys
     import torch
     torch.set_num_threads(1)
-    from islr.tune import TuneSettings, run_search
+    from islr.tuning.search import TuneSettings, run_search
 
     class DieInSecondTrial:
         def on_epoch_end(self, trainer, epoch, logs):

@@ -18,7 +18,7 @@ import pytest
 from conftest import tiny_config
 from islr.cli import main
 from islr.config import save_config
-from islr.tune import make_storage, sqlalchemy_url
+from islr.tuning.search import make_storage, sqlalchemy_url
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SPACE = """

@@ -23,7 +23,7 @@ from islr.data.kaggle import read_landmarks, read_train_csv
 from islr.data.preprocess import prepare
 from islr.data.synthetic import generate
 from islr.errors import WriteError
-from islr.evaluate import write_all
+from islr.evaluation.evaluate import write_all
 from tiny_kaggle import checksums
 from tiny_run import tiny_torch_run
 
@@ -248,7 +248,7 @@ def test_several_outputs_are_written_all_or_none(tmp_path, monkeypatch):
 
 
 def test_evaluation_outputs_disk_full_keeps_the_previous_set(synth_dir, tmp_path_factory, tmp_path, monkeypatch):
-    from islr.evaluate import evaluate_run
+    from islr.evaluation.evaluate import evaluate_run
 
     run = tiny_torch_run(synth_dir, tmp_path_factory)
     out = tmp_path / "eval"
@@ -262,7 +262,7 @@ def test_evaluation_outputs_disk_full_keeps_the_previous_set(synth_dir, tmp_path
 
 
 def test_report_disk_full_keeps_the_previous_report(synth_dir, tmp_path_factory, tmp_path, monkeypatch):
-    from islr.report import build_report
+    from islr.evaluation.report import build_report
 
     run = tiny_torch_run(synth_dir, tmp_path_factory)
     out = tmp_path / "report.html"

@@ -25,7 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from islr.compare import compare_runs, markdown_table, rows_json
+    from islr.evaluation.compare import compare_runs, markdown_table, rows_json
 
     skipped: list[tuple[str, str]] = []
     rows = compare_runs(args.run_dirs, measure=args.measure, sort=args.sort, skipped=skipped)

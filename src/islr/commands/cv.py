@@ -33,7 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from islr.cv import cross_validate
+    from islr.evaluation.cv import cross_validate
 
     cfg = resolve_config(args)
     out = args.out or args.run_dir or f"runs/cv-{cfg.model.name}-{cfg.train.framework}"

@@ -35,12 +35,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from islr.evaluate import evaluate_run
+    from islr.evaluation.evaluate import evaluate_run
     from islr.inference.exported import EXPORTED_SUFFIXES
 
     if Path(args.run_dir).suffix.lower() in EXPORTED_SUFFIXES:
         from islr.errors import ConfigError
-        from islr.evaluate_file import evaluate_model_file
+        from islr.evaluation.evaluate_file import evaluate_model_file
 
         if not args.data_dir:
             raise ConfigError(f"{args.run_dir}: a model file is scored on --data-dir DIR (all of it)")

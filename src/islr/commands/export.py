@@ -52,7 +52,7 @@ def _check_sequences(args: argparse.Namespace):  # noqa: ANN202 - (raws, sources
 
 def run(args: argparse.Namespace) -> int:
     from islr.errors import ConfigError
-    from islr.export import export_run
+    from islr.export.run import export_run
 
     if args.check_count < 0:
         raise ConfigError(f"--check-count must be >= 0, got {args.check_count}")

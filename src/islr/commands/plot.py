@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Draw the requested plot and print where it went."""
-    from islr import plots
+    from islr.viz import plots
 
     if args.kind == "distribution":
         out = plots.plot_distribution(args.source, args.out, top=args.top)

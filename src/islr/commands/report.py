@@ -23,7 +23,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from islr.report import build_report
+    from islr.evaluation.report import build_report
 
     out = args.out or str(Path(args.run_dir) / "report.html")
     result = build_report(args.run_dir, out, args.data_dir, args.split, args.checkpoint, args.examples, args.threads)

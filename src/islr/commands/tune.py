@@ -36,8 +36,14 @@ def run(args: argparse.Namespace) -> int:
     from islr.commands.train import resolve_config
     from islr.config import to_dict
     from islr.errors import ConfigError
-    from islr.tune import TuneSettings, default_storage, run_search, search_space_path, storage_url
-    from islr.tune_summary import write_summary
+    from islr.tuning.search import (
+        TuneSettings,
+        default_storage,
+        run_search,
+        search_space_path,
+        storage_url,
+    )
+    from islr.tuning.summary import write_summary
 
     cfg = resolve_config(args)
     if args.trials < 0 or args.jobs < 1:

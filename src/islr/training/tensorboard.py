@@ -59,7 +59,9 @@ class TensorBoardLogger(Callback):
     def on_train_end(self, trainer: Trainer, logs: dict[str, Any]) -> None:
         cm = logs.get("confusion_matrix")
         if cm is not None:
-            from islr.confusion import confusion_png  # the one drawing of a confusion matrix
+            from islr.evaluation.confusion import (
+                confusion_png,  # the one drawing of a confusion matrix
+            )
 
             png = confusion_png(np.asarray(cm), trainer.sign_names)
             self.add_png(int(logs.get("epoch", 0)), "confusion_matrix/valid", png)

@@ -129,7 +129,7 @@ def write_all(files: dict[Path, bytes]) -> None:
 def _write_outputs(out: Path, metrics: dict[str, Any], logits: np.ndarray, labels: np.ndarray, names: list[str]) -> dict[str, Path]:
     import json
 
-    from islr.confusion import confusion_png, sign_rows
+    from islr.evaluation.confusion import confusion_png, sign_rows
 
     predictions = logits.argmax(-1)
     cm = confusion_matrix(labels, predictions, len(names))

@@ -109,7 +109,7 @@ def run_row(run_dir: str | Path, measure: bool = False) -> RunRow:
             break
     history = run.read_history()
     times = [float(r["epoch_time"]) for r in history if "epoch_time" in r]
-    from islr.report import measure_model, read_model_stats
+    from islr.evaluation.report import measure_model, read_model_stats
 
     stats = read_model_stats(run.path)
     if stats is None and measure:

@@ -76,7 +76,7 @@ def _macro(per_class: dict[str, float | None]) -> float:
 
 def _scores(run_dir: Path, prefix: str, tta: str, data_dir: str | None, split: str) -> dict[str, Any]:
     """Accuracy and per-class recall of a run's last checkpoint (plain, and with TTA if asked)."""
-    from islr.evaluate import evaluate_run
+    from islr.evaluation.evaluate import evaluate_run
 
     ev = evaluate_run(run_dir, data_dir=data_dir, split=split, checkpoint="last",
                       out_dir=run_dir / f"cv_{prefix}", tta=tta)
@@ -226,7 +226,7 @@ def _mean_per_class(tables: list[dict[str, float | None]]) -> dict[str, float | 
 
 def _ensemble_row(fold_dir: Path, member_dirs: list[str], tta: str = "none") -> dict[str, Any]:
     """Write the fold's ensemble run and score it on the fold's validation participants."""
-    from islr.evaluate import evaluate_run
+    from islr.evaluation.evaluate import evaluate_run
     from islr.inference.ensemble import write_ensemble
 
     ensemble = write_ensemble(fold_dir / "ensemble", member_dirs)

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from islr.config import to_dict
-from islr.htmlpage import Page, card, figure_png, img, pyplot, table
-from islr.tune import apply_params
+from islr.tuning.search import apply_params
+from islr.viz.htmlpage import Page, card, figure_png, img, pyplot, table
 
 MIN_TRIALS_FOR_IMPORTANCE = 2
 

@@ -22,7 +22,8 @@ import numpy as np
 import yaml
 
 from islr.config import to_dict
-from islr.confusion import (
+from islr.errors import ConfigError
+from islr.evaluation.confusion import (
     LABELLED_MAX,
     SignRow,
     overview_png,
@@ -30,11 +31,10 @@ from islr.confusion import (
     sign_rows,
     submatrix_png,
 )
-from islr.errors import ConfigError
 from islr.fileio import atomic_write_text
-from islr.htmlpage import Page, card, esc, figure_png, img, pyplot, table
 from islr.metrics import confusion_matrix, softmax
 from islr.run_dir import RunDir, read_json_file
+from islr.viz.htmlpage import Page, card, esc, figure_png, img, pyplot, table
 
 STATS_FILE = "model_stats.json"
 
@@ -289,7 +289,7 @@ def _mistake_gifs(data_dir: Path, ev: Any, names: list[str], count: int, workdir
     """GIFs of the ``count`` most confident mistakes (landmarks read from the raw parquet files)."""
     from islr.data.kaggle import read_landmarks, read_train_csv
     from islr.errors import DataError
-    from islr.plots import animate_sequences
+    from islr.viz.plots import animate_sequences
 
     predictions = ev.logits.argmax(-1)
     probabilities = softmax(ev.logits)
@@ -335,7 +335,7 @@ def _first_raw(data_dir: Path | None, sequence_ids: list[int]) -> np.ndarray | N
 def build_report(run_dir: str | Path, out: str | Path, data_dir: str | Path | None = None, split: str = "test",
                  checkpoint: str = "best", examples: int = 4, threads: int = 1) -> ReportResult:
     """Evaluate ``run_dir`` and write one self-contained HTML report to ``out``."""
-    from islr.evaluate import evaluate_run
+    from islr.evaluation.evaluate import evaluate_run
 
     run = RunDir(run_dir)
     cfg = run.load_config()

@@ -2,7 +2,7 @@
 
 The file may be an islr export or any model with the Kaggle competition signature (raw
 ``(n, 543, 3)`` landmarks in, ``(classes,)`` scores out) with ``sign_map`` naming its classes.
-The outputs are those of :func:`islr.evaluate.evaluate_run` (``metrics.json``,
+The outputs are those of :func:`islr.evaluation.evaluate.evaluate_run` (``metrics.json``,
 ``per_sign_accuracy.csv``, ``confusion_matrix.png``), so ``islr compare`` puts the folder beside
 trained runs.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from islr.errors import ConfigError, DataError
-from islr.evaluate import Evaluation, _write_outputs
+from islr.evaluation.evaluate import Evaluation, _write_outputs
 from islr.metrics import classification_metrics
 
 #: Sequences read and scored at once (bounds memory on big datasets).

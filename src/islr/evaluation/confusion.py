@@ -114,7 +114,7 @@ def draw_overview(ax: Any, cm: np.ndarray) -> Any:
 def confusion_png(cm: np.ndarray, names: list[str], labelled_max: int = LABELLED_MAX,
                   k: int = SUBMATRIX_SIGNS) -> bytes:
     """A readable confusion-matrix PNG for any number of signs (see the module docstring)."""
-    from islr.htmlpage import figure_png, pyplot
+    from islr.viz.htmlpage import figure_png, pyplot
 
     plt = pyplot()
     cm = np.asarray(cm, dtype=np.int64)
@@ -137,7 +137,7 @@ def confusion_png(cm: np.ndarray, names: list[str], labelled_max: int = LABELLED
 
 def overview_png(cm: np.ndarray) -> bytes:
     """Only the whole-matrix heat map (for pages that show the sub-matrix separately)."""
-    from islr.htmlpage import figure_png, pyplot
+    from islr.viz.htmlpage import figure_png, pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 6))
@@ -149,7 +149,7 @@ def overview_png(cm: np.ndarray) -> bytes:
 
 def submatrix_png(cm: np.ndarray, names: list[str], classes: list[int], title: str) -> bytes:
     """Only the labelled matrix of ``classes``."""
-    from islr.htmlpage import figure_png, pyplot
+    from islr.viz.htmlpage import figure_png, pyplot
 
     plt = pyplot()
     size = max(4.5, 0.42 * len(classes) + 2.2)

@@ -1,0 +1,2 @@
+"""Hyperparameter search with Optuna (:mod:`~islr.tuning.search`) and its summary
+(:mod:`~islr.tuning.summary`)."""
