@@ -10,7 +10,6 @@ Videos that cannot be decoded, or show no hand at all, are reported and skipped.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import time
@@ -29,6 +28,7 @@ from islr.data.kaggle import (
     read_sign_map,
     write_landmarks,
 )
+from islr.data.kaggle_writer import read_rows
 from islr.errors import DataError, DeviceError
 from islr.inference.holistic import HolisticExtractor, has_hand
 from islr.inference.video import VIDEO_SUFFIXES, FrameSource, list_videos, open_video
@@ -89,17 +89,6 @@ def sign_for(video: Path, root: Path, sign: str | None) -> str:
     return video.stem.split("_")[0]
 
 
-def _read_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in TRAIN_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(path, f"missing columns {missing}; cannot add rows to it")
-        return list(reader)
-
-
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -108,7 +97,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def record(out: Path, item: ExtractedVideo) -> None:
     """Add (or replace, same sequence_id) the train.csv row of a video and its sign in the sign map."""
-    rows = [r for r in _read_rows(out / TRAIN_CSV) if str(r["sequence_id"]) != str(item.sequence_id)]
+    rows = [r for r in read_rows(out) if str(r["sequence_id"]) != str(item.sequence_id)]
     rows.append({"path": item.parquet.relative_to(out).as_posix(), "participant_id": str(item.participant_id),
                  "sequence_id": str(item.sequence_id), "sign": item.sign})
     lines = [",".join(TRAIN_COLUMNS)] + [",".join(_csv_cell(r[c]) for c in TRAIN_COLUMNS) for r in rows]
