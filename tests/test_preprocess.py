@@ -67,13 +67,14 @@ def test_prepare_drops_frames_without_hands():
     raw = raw_frames(5)
     raw[[0, 3], 468:489] = NAN
     raw[[0, 3], 522:543] = NAN
-    cfg = PreprocessConfig(max_gap=0, normalization="none")
+    cfg = PreprocessConfig(landmarks="seed96", max_gap=0, normalization="none")
     out = prepare(raw, cfg)
     assert out.shape[0] == 3
     np.testing.assert_allclose(out[:, 0, 0], [1000 + 61, 2000 + 61, 4000 + 61])  # LIPS[0] = 61
     # With interpolation the single-frame gap at 3 is filled first, so only frame 0 goes.
-    assert prepare(raw, PreprocessConfig(max_gap=1, normalization="none")).shape[0] == 4
-    assert prepare(raw, PreprocessConfig(max_gap=0, drop_empty_frames="none", normalization="none")).shape[0] == 5
+    assert prepare(raw, PreprocessConfig(landmarks="seed96", max_gap=1, normalization="none")).shape[0] == 4
+    assert prepare(raw, PreprocessConfig(landmarks="seed96", max_gap=0, drop_empty_frames="none",
+                                         normalization="none")).shape[0] == 5
 
 
 def test_prepare_keeps_all_frames_when_no_hand_is_ever_seen():
@@ -90,12 +91,13 @@ def test_prepare_selected_mode_drops_fully_empty_frames():
 
 def test_variable_mode_truncates_never_resizes():
     raw = raw_frames(50)
-    out = prepare(raw, PreprocessConfig(length_mode="variable", max_len=20, normalization="none"))
+    seed = {"landmarks": "seed96", "normalization": "none"}
+    out = prepare(raw, PreprocessConfig(length_mode="variable", max_len=20, **seed))
     assert out.shape[0] == 20
     np.testing.assert_allclose(out[19, 0, 0], 19000 + 61)
-    feats = featurize(out, PreprocessConfig(length_mode="variable", max_len=20, normalization="none"))
+    feats = featurize(out, PreprocessConfig(length_mode="variable", max_len=20, **seed))
     assert feats.shape == (20, 192)
-    assert prepare(raw, PreprocessConfig(length_mode="fixed", normalization="none")).shape[0] == 50
+    assert prepare(raw, PreprocessConfig(length_mode="fixed", **seed)).shape[0] == 50
 
 
 def test_seed_normalize_and_standardize_per_coordinate():
@@ -182,7 +184,7 @@ def test_motion_lags_and_layout():
 
 
 def test_nan_value_is_written_and_preprocess_composes():
-    cfg = PreprocessConfig(nan_value=-1.0, normalization="none")
+    cfg = PreprocessConfig(landmarks="seed96", nan_value=-1.0, normalization="none")
     raw = raw_frames(5)
     raw[:, 61] = NAN  # LIPS[0], never seen
     f = preprocess(raw, cfg)
