@@ -64,3 +64,14 @@ def test_rst_plain():
 
     assert plain("run ``islr train`` see :class:`islr.errors.DataError` or :func:`~a.b` `islr models` "
                  "`docs <https://x.y>`_ e.g.::") == "run islr train see DataError or b islr models docs e.g.:"
+
+
+def test_output_into_a_closed_pipe_ends_quietly():
+    import subprocess
+    import sys
+
+    reader = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.readline()"], stdin=subprocess.PIPE)
+    done = subprocess.run([sys.executable, "-m", "islr", "config", "keys"], stdout=reader.stdin,
+                          stderr=subprocess.PIPE, text=True, timeout=120)
+    reader.wait(timeout=60)
+    assert "Traceback" not in done.stderr and done.returncode == 0
