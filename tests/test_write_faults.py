@@ -346,3 +346,31 @@ def test_tflite_and_kaggle_exports_disk_full(tmp_path, monkeypatch):
     monkeypatch.setattr(tflite_export, "verify_tflite", lambda *a, **k: 0.0)
     assert tflite_export.export_tflite(object(), 8, tmp_path / "features.tflite").size == len(blob)
     assert (tmp_path / "features.tflite").read_bytes() == blob
+
+
+def test_run_history_sidecar_and_exclusions_disk_full_keep_the_previous_files(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from islr.data.cleaning import EXCLUSION_COLUMNS, write_exclusions
+    from islr.inference.exported import sidecar_path, write_sidecar
+    from islr.run_dir import RunDir
+
+    run = RunDir(tmp_path / "run").create()
+    rows = [{"epoch": i, "loss": 1.0 / (i + 1), "note": "x" * 200} for i in range(20)]
+    run.write_history(rows[:2])
+    model = tmp_path / "model.onnx"
+    write_sidecar(model, CFG, ["a", "b"])
+    table = pd.DataFrame([{c: 1 for c in EXCLUSION_COLUMNS}] * 50)
+    write_exclusions(table.iloc[:1], tmp_path / "exclusions.csv")
+    before = {p: p.read_bytes() for p in (run.path / "history.json", run.path / "history.csv",
+                                          sidecar_path(model), tmp_path / "exclusions.csv")}
+    DiskFull(monkeypatch, ".tmp", budget=100)
+    with pytest.raises(WriteError, match=FULL):
+        run.write_history(rows)
+    with pytest.raises(WriteError, match=FULL):
+        write_sidecar(model, CFG, [f"sign{i}" for i in range(50)])
+    with pytest.raises(WriteError, match=FULL):
+        write_exclusions(table, tmp_path / "exclusions.csv")
+    monkeypatch.undo()
+    assert {p: p.read_bytes() for p in before} == before
+    assert _temps(tmp_path) == []

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from islr.config import ExperimentConfig, load_config, save_config
 from islr.errors import ConfigError
+from islr.fileio import atomic_path, atomic_write_text
 
 
 class RunDir:
@@ -54,10 +54,7 @@ class RunDir:
         return load_config(self.config_path)
 
     def write_json(self, name: str, data: Any) -> None:
-        target = self.path / name
-        tmp = target.with_suffix(target.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=float))
-        os.replace(tmp, target)
+        atomic_write_text(self.path / name, json.dumps(data, indent=2, default=float))
 
     def read_json(self, name: str) -> Any:
         path = self.path / name
@@ -79,7 +76,7 @@ class RunDir:
         keys: list[str] = []
         for row in rows:
             keys += [k for k in row if k not in keys]
-        with open(self.path / "history.csv", "w", newline="") as handle:
+        with atomic_path(self.path / "history.csv") as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=keys)
             writer.writeheader()
             writer.writerows(rows)

@@ -25,6 +25,7 @@ import pandas as pd
 from islr.data.kaggle import read_train_csv
 from islr.data.validate import FileInfo, inspect_file, map_files
 from islr.errors import DataError
+from islr.fileio import atomic_path
 
 EXCLUSION_COLUMNS = ("path", "participant_id", "sequence_id", "sign", "reason")
 STATS_COLUMNS = ("sign", "count", "min", "max", "mean", "median", "std")
@@ -172,7 +173,8 @@ def write_exclusions(exclusions: pd.DataFrame, path: str | Path) -> Path:
     """Write an exclusion table as CSV with exactly :data:`EXCLUSION_COLUMNS`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    exclusions[list(EXCLUSION_COLUMNS)].to_csv(path, index=False)
+    with atomic_path(path) as tmp:
+        exclusions[list(EXCLUSION_COLUMNS)].to_csv(tmp, index=False)
     return path
 
 

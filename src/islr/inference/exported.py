@@ -47,6 +47,7 @@ from islr.data.landmarks import ROWS_PER_FRAME
 from islr.data.preprocess import check_config
 from islr.data.tta import TTA_MODES, check_tta, mirror_raw
 from islr.errors import ConfigError, ModelError
+from islr.fileio import atomic_write_text
 from islr.inference.predictor import BATCH_SIZE, BasePredictor
 
 SIDECAR_SUFFIX = ".islr.json"
@@ -105,7 +106,7 @@ def write_sidecar(
     """Write ``<path>.islr.json`` next to an exported model file; returns the sidecar's path."""
     target = sidecar_path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(export_info(cfg, sign_names, framework, model, tta).as_dict(), indent=2) + "\n")
+    atomic_write_text(target, json.dumps(export_info(cfg, sign_names, framework, model, tta).as_dict(), indent=2) + "\n")
     return target
 
 
