@@ -98,7 +98,8 @@ def keras_run(synth_dir, tmp_path_factory):
 
 # ----------------------------------------------------------------------------- in-graph preprocessing
 PREPROCESS_CASES = {
-    "default seed96 fixed center_std": {},
+    "default (hands) fixed center_std": {},
+    "seed96 fixed center_std": {"landmarks": "seed96"},
     "recipe kaggle118 variable motion": {"landmarks": "kaggle118", "length_mode": "variable", "motion": True},
     "seed_normalize": {"normalization": "seed_normalize"},
     "seed_standardize xyz": {"normalization": "seed_standardize", "coords": ("x", "y", "z")},
@@ -123,6 +124,18 @@ def test_in_graph_preprocessing_equals_numpy(case, sequences):
         lengths.add(len(raw))
     if cfg.length_mode == "fixed":  # both resize paths ran: repeating short and pooling long sequences
         assert min(lengths) < cfg.fixed_len < max(lengths)
+
+
+@pytest.mark.parametrize("landmarks", ["hands", "kaggle118"])
+def test_in_graph_preprocessing_treats_inf_as_missing_like_numpy(landmarks, sequences):
+    cfg = PreprocessConfig(landmarks=landmarks)
+    fn = tf.function(lambda raw: tf_preprocess(raw, cfg), input_signature=[tf.TensorSpec([None, 543, 3], tf.float32)])
+    raw = np.array(sequences.raws[0], copy=True)
+    raw[::3, 468:489, 0] = np.inf  # a broken file: the left hand's x is inf in every third frame
+    raw[1, 522, 1] = -np.inf
+    expected = preprocess(raw, cfg)
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(fn(raw).numpy(), expected, atol=1e-5, rtol=0)
 
 
 def test_gap_interpolation_matches_numpy_by_hand():

@@ -31,6 +31,11 @@ __all__ = ["resize_matrix", "tf_featurize", "tf_interpolate_gaps", "tf_motion", 
            "tf_preprocess", "tf_resize"]
 
 
+def _finite(x: tf.Tensor) -> tf.Tensor:
+    """True where ``x`` is finite; ``abs`` and ``less`` are builtin TFLite ops (NaN and inf fail it)."""
+    return tf.math.less(tf.math.abs(x), np.inf)
+
+
 def _nan_mask(x: tf.Tensor) -> tf.Tensor:
     """True where ``x`` is a number (NaN is the only value unequal to itself)."""
     return tf.math.logical_not(tf.math.is_nan(x))
@@ -173,6 +178,8 @@ def tf_prepare(raw: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
     coords = coord_indices(cfg)
     raw = tf.reshape(tf.convert_to_tensor(raw, tf.float32), [-1, ROWS_PER_FRAME, 3])
     x = tf.gather(tf.gather(raw, rows, axis=1), coords, axis=2)  # (T, P, C)
+    # A broken file's inf/-inf is missing, like an undetected point (as in the numpy prepare).
+    x = tf.where(_finite(x), x, tf.fill(tf.shape(x), np.float32(np.nan)))
     x = tf_interpolate_gaps(x, int(cfg.max_gap))
     if cfg.drop_empty_frames != "none":
         if cfg.drop_empty_frames == "hands":
@@ -180,7 +187,7 @@ def tf_prepare(raw: tf.Tensor, cfg: PreprocessConfig) -> tf.Tensor:
             source = tf.gather(x, hand_pos, axis=1) if hand_pos.size else tf.gather(raw, HANDS, axis=1)
         else:
             source = x
-        present = tf.reduce_any(_nan_mask(source), axis=[1, 2])
+        present = tf.reduce_any(_finite(source), axis=[1, 2])
         # If no frame qualifies, keep them all (as the numpy version does).
         keep = tf.logical_or(present, tf.logical_not(tf.reduce_any(present)))
         x = tf.boolean_mask(x, keep)
