@@ -7,6 +7,7 @@ checkpoint bookkeeping stay framework-free.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -57,3 +58,26 @@ class Backend(Protocol):
 
     def load_checkpoint(self, path: Path) -> dict[str, Any]:
         """Restore a checkpoint written by :meth:`save_checkpoint`; returns its ``extra``."""
+
+
+def account_batches(pending: list[tuple[Any, ...]], losses: list[float], corrects: list[float],
+                    totals: dict[str, Any], epoch: int,
+                    on_batch: Callable[[int, dict[str, float]], None] | None) -> None:
+    """Add read-back batch losses to ``totals`` in order; stop at the first non-finite one.
+
+    ``pending`` holds ``(batch index, loss, correct, n, lr)`` per batch (the device values are
+    already read into ``losses`` and ``corrects``, one transfer for all of them); it is cleared.
+    """
+    from islr.errors import TrainingError
+
+    try:
+        for (index, _, _, n, lr), batch_loss, batch_correct in zip(pending, losses, corrects, strict=True):
+            if not math.isfinite(batch_loss):
+                raise TrainingError(batch_loss, epoch, index)
+            totals["loss"] += batch_loss * n
+            totals["correct"] += int(batch_correct)
+            totals["seen"] += n
+            if on_batch is not None:
+                on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / max(n, 1), "lr": lr})
+    finally:
+        pending.clear()

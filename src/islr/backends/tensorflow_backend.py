@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import random
 import warnings
@@ -50,7 +49,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from islr.backends.base import Batch  # noqa: E402
+from islr.backends.base import Batch, account_batches  # noqa: E402
 from islr.backends.tf_optimizers import OptimizerSpec, build_optimizer  # noqa: E402
 from islr.checkpoint_format import (  # noqa: E402
     SUFFIX,
@@ -61,7 +60,7 @@ from islr.checkpoint_format import (  # noqa: E402
     write_checkpoint,
 )
 from islr.config import ExperimentConfig  # noqa: E402
-from islr.errors import ConfigError, ModelError, TrainingError  # noqa: E402
+from islr.errors import ConfigError, ModelError  # noqa: E402
 from islr.models.registry import create_model  # noqa: E402
 from islr.training.prefetch import prefetch  # noqa: E402
 from islr.training.schedules import learning_rate  # noqa: E402
@@ -460,16 +459,7 @@ def _drain(pending: list[tuple[int, Any, Any, int, float]], totals: dict[str, An
         return
     losses = tf.stack([p[1] for p in pending]).numpy().astype(float).tolist()
     corrects = tf.stack([p[2] for p in pending]).numpy().tolist()
-    for (index, _, _, n, lr), batch_loss, batch_correct in zip(pending, losses, corrects, strict=True):
-        if not math.isfinite(batch_loss):
-            pending.clear()
-            raise TrainingError(batch_loss, epoch, index)
-        totals["loss"] += batch_loss * n
-        totals["correct"] += int(batch_correct)
-        totals["seen"] += n
-        if on_batch is not None:
-            on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / max(n, 1), "lr": lr})
-    pending.clear()
+    account_batches(pending, losses, corrects, totals, epoch, on_batch)
 
 
 def check_state(state: dict[str, Any], source: Path) -> None:

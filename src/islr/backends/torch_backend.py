@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from islr.backends.base import Batch
+from islr.backends.base import Batch, account_batches
 from islr.checkpoint_format import (
     SUFFIX,
     check_extra,
@@ -24,7 +23,7 @@ from islr.checkpoint_format import (
     write_checkpoint,
 )
 from islr.config import ExperimentConfig
-from islr.errors import ConfigError, ModelError, TrainingError
+from islr.errors import ConfigError, ModelError
 from islr.models.registry import create_model
 from islr.training.prefetch import prefetch
 from islr.training.schedules import learning_rate
@@ -306,16 +305,7 @@ class TorchBackend:
             return
         losses = torch.stack([p[1].float() for p in pending]).tolist()
         corrects = torch.stack([p[2] for p in pending]).tolist()
-        for (index, _, _, n, lr), batch_loss, batch_correct in zip(pending, losses, corrects, strict=True):
-            if not math.isfinite(batch_loss):
-                pending.clear()
-                raise TrainingError(batch_loss, epoch, index)
-            totals["loss"] += batch_loss * n
-            totals["correct"] += int(batch_correct)
-            totals["seen"] += n
-            if on_batch is not None:
-                on_batch(index, {"loss": batch_loss, "accuracy": batch_correct / n, "lr": lr})
-        pending.clear()
+        account_batches(pending, losses, corrects, totals, epoch, on_batch)
 
     @torch.no_grad()
     def predict_logits(self, batches: Iterable[Batch]) -> np.ndarray:

@@ -26,6 +26,14 @@ PART_ORDER: tuple[tuple[str, int], ...] = (
     ("right_hand", HAND_COUNT),
 )
 
+#: (first row, rows) of each part in a frame, by part name (the ``type`` column's values).
+PART_SLOTS: dict[str, tuple[int, int]] = {
+    "face": (FACE_START, FACE_COUNT),
+    "left_hand": (LEFT_HAND_START, HAND_COUNT),
+    "pose": (POSE_START, POSE_COUNT),
+    "right_hand": (RIGHT_HAND_START, HAND_COUNT),
+}
+
 LEFT_HAND = np.arange(LEFT_HAND_START, LEFT_HAND_START + HAND_COUNT)
 RIGHT_HAND = np.arange(RIGHT_HAND_START, RIGHT_HAND_START + HAND_COUNT)
 HANDS = np.concatenate([LEFT_HAND, RIGHT_HAND])

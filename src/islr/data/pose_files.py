@@ -22,26 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from islr.data.landmarks import (
-    FACE_COUNT,
-    FACE_START,
-    HAND_COUNT,
-    LEFT_HAND_START,
-    POSE_COUNT,
-    POSE_START,
-    RIGHT_HAND_START,
-    ROWS_PER_FRAME,
-)
+from islr.data.landmarks import PART_SLOTS, ROWS_PER_FRAME
 from islr.errors import DataError
 from islr.fileio import atomic_write_bytes
 
 #: pose-format Holistic component -> (first Kaggle row, points taken)
-COMPONENTS: dict[str, tuple[int, int]] = {
-    "FACE_LANDMARKS": (FACE_START, FACE_COUNT),
-    "LEFT_HAND_LANDMARKS": (LEFT_HAND_START, HAND_COUNT),
-    "POSE_LANDMARKS": (POSE_START, POSE_COUNT),
-    "RIGHT_HAND_LANDMARKS": (RIGHT_HAND_START, HAND_COUNT),
-}
+COMPONENTS: dict[str, tuple[int, int]] = {f"{part.upper()}_LANDMARKS": slot for part, slot in PART_SLOTS.items()}
 POSE_SUFFIX = ".pose"
 DEFAULT_FPS = 30.0
 

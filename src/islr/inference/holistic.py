@@ -21,25 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from islr.data.landmarks import (
-    FACE_COUNT,
-    FACE_START,
-    HAND_COUNT,
-    LEFT_HAND_START,
-    POSE_COUNT,
-    POSE_START,
-    RIGHT_HAND_START,
-    ROWS_PER_FRAME,
-)
+from islr.data.landmarks import HANDS, ROWS_PER_FRAME
+from islr.data.landmarks import PART_SLOTS as LANDMARK_PARTS
 from islr.errors import DeviceError, ModelError
 
 #: (first row, count) of each part, keyed by the attribute name both engines use.
-PART_SLOTS: dict[str, tuple[int, int]] = {
-    "face_landmarks": (FACE_START, FACE_COUNT),
-    "left_hand_landmarks": (LEFT_HAND_START, HAND_COUNT),
-    "pose_landmarks": (POSE_START, POSE_COUNT),
-    "right_hand_landmarks": (RIGHT_HAND_START, HAND_COUNT),
-}
+PART_SLOTS: dict[str, tuple[int, int]] = {f"{part}_landmarks": slot for part, slot in LANDMARK_PARTS.items()}
 
 
 def empty_frame() -> np.ndarray:
@@ -200,6 +187,4 @@ class HolisticExtractor:
 
 def has_hand(frame: np.ndarray) -> bool:
     """True when either hand was detected in a ``(543, 3)`` frame."""
-    hands = np.concatenate([frame[LEFT_HAND_START : LEFT_HAND_START + HAND_COUNT, 0],
-                            frame[RIGHT_HAND_START : RIGHT_HAND_START + HAND_COUNT, 0]])
-    return not np.isnan(hands).all()
+    return not np.isnan(frame[HANDS, 0]).all()
