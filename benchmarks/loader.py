@@ -1,8 +1,11 @@
 """Training-batch throughput of the data loader, with its baseline measured in the same run.
 
-Rows: (a) baseline: the loader as it was before ``featurize_many`` and ``num_workers`` (one
-thread; augment, then ``featurize`` per sequence, then pad); (b) ``BatchLoader`` in the process
-(batched features); (c) ``ParallelBatchLoader`` with 1 worker and with ``--workers N``. Every row
+Rows: (a) baseline: the loader as it was before the batch was vectorised and ``num_workers``
+was read (one thread; augment one sequence at a time with
+:func:`islr.data.augment_reference.augment_per_sequence`, ``featurize`` per sequence, pad: the
+same values); (b) ``BatchLoader`` in the process (packed augmentation and features); (c)
+``ParallelBatchLoader`` with 1 worker and with ``--workers N`` (padded batches handed over in
+shared memory). Every row
 builds the same batches of the config's training split (recipe augmentations on); a row's rate is
 the median of ``--repeats`` timed passes over ``--batches`` batches, each after one warm-up batch
 (the worker pool is started before timing). The consumer only receives the batches. CPU ms/batch
@@ -27,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from islr.config import load_config
+from islr.data.augment_reference import augment_per_sequence
 from islr.data.datamodule import build_datasets
 from islr.data.dataset import BatchLoader
 from islr.data.loader import ParallelBatchLoader
@@ -38,7 +42,7 @@ def baseline_batch(loader: BatchLoader, b: int, order: np.ndarray) -> dict[str, 
     ds = loader.dataset
     idx = order[b * loader.batch_size : (b + 1) * loader.batch_size]
     rng = np.random.default_rng([loader.seed, loader.epoch, b, 0xA5])
-    seqs = ds.augmenter.apply_batch([ds.prepared(i) for i in idx], rng)
+    seqs = augment_per_sequence(ds.augmenter, [ds.prepared(i) for i in idx], rng)
     feats = [featurize(s, ds.cfg) for s in seqs]
     width = max(len(f) for f in feats)
     x = np.zeros((len(feats), width, ds.feature_dim), np.float32)

@@ -150,12 +150,33 @@ class Augmenter:
 
         ``seqs`` may be a part of a batch of ``total`` sequences (one process's shard in
         distributed training): ``seqs[k]`` is then sequence ``positions[k]`` of that batch and
-        gets exactly what it would get if the whole batch were augmented here.
+        gets exactly what it would get if the whole batch were augmented here. The inputs are
+        never modified. See :meth:`apply_packed` for the same on concatenated frames.
         """
-        out = [np.array(s, dtype=np.float32, copy=True) for s in seqs]
-        n = len(seqs) if total is None else int(total)
-        if not out:
-            return out
+        if not len(seqs):
+            return []
+        frames, lengths = pack(seqs)
+        frames, lengths = self.apply_packed(frames, lengths, rng, positions, total)
+        return unpack(frames, lengths)
+
+    def apply_packed(self, frames: np.ndarray, lengths: np.ndarray, rng: np.random.Generator,
+                     positions: Sequence[int] | None = None,
+                     total: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`apply_batch` on a batch packed as ``frames`` ``(sum of lengths, P, C)`` float32
+        (the sequences one after another, e.g. from :func:`pack`) and ``lengths``.
+
+        ``frames`` is used as scratch (pass a copy you own). Returns the augmented frames and
+        lengths, packed the same way. Each augmentation runs once over the whole batch (a
+        gather, a masked write, one ``einsum``); only the scalar draws loop over samples, so
+        the result is bit for bit what :meth:`__call__`-style per-sequence application of
+        :func:`time_resample`, :meth:`mirror`, :func:`temporal_mask` and
+        :func:`spatial_cutout` with the same draws gives (a test compares them).
+        """
+        x = np.asarray(frames, dtype=np.float32)
+        lengths = np.asarray(lengths, dtype=np.int64)
+        n = len(lengths) if total is None else int(total)
+        if not len(lengths):
+            return x, lengths
         cfg = self.cfg
         # Every draw happens whatever the probabilities, so the stream layout is fixed.
         apply = {name: rng.random(n) < self._p[name] for name in AUGMENTATIONS}
@@ -173,32 +194,30 @@ class Augmenter:
             apply = {name: flags[pick] for name, flags in apply.items()}
             rate, angle, factor, shift = rate[pick], angle[pick], factor[pick], shift[pick]
             a_scale, a_shear, a_shift, a_angle, seeds = a_scale[pick], a_shear[pick], a_shift[pick], a_angle[pick], seeds[pick]
-        n = len(out)
+        if len(apply["mirror"]) != len(lengths):
+            raise ValueError(f"{len(lengths)} sequences but {len(apply['mirror'])} draws (positions/total)")
 
-        for i in range(n):
-            if apply["frame_dropout"][i]:
-                out[i] = frame_dropout(out[i], cfg.frame_dropout_rate, np.random.default_rng(int(seeds[i])))
-            if apply["time_resample"][i]:
-                out[i] = time_resample(out[i], float(rate[i]))
-            if apply["mirror"][i]:
-                out[i] = self.mirror(out[i])
-
+        if apply["frame_dropout"].any():
+            x, lengths = self._drop_frames(x, lengths, apply["frame_dropout"], seeds)
+        if apply["time_resample"].any():
+            x, lengths = _resample_packed(x, lengths, apply["time_resample"], rate)
+        if apply["mirror"].any():
+            if x.shape[1] != len(self.mirror_perm):
+                raise ValueError(f"sequence has {x.shape[1]} points, the mirror map {len(self.mirror_perm)}")
+            rows = np.flatnonzero(np.repeat(apply["mirror"], lengths))
+            flipped = x[rows[:, None], self.mirror_perm]  # mirror() on the packed frames, one gather
+            if self._x is not None:
+                flipped[..., self._x] = 1.0 - flipped[..., self._x]
+            x[rows] = flipped
         if self._x is not None and self._y is not None:
             mats, offs = self._spatial_params(apply, angle, factor, shift, a_scale, a_shear, a_angle, a_shift)
             spatial = apply["rotate"] | apply["scale"] | apply["shift"] | apply["affine"]
-            moved = np.flatnonzero(spatial).tolist()
-            if moved:
-                self._transform(out, moved, mats, offs)
-
-        for i in range(n):
-            if not (apply["temporal_mask"][i] or apply["spatial_cutout"][i]):
-                continue
-            sub = np.random.default_rng(int(seeds[i]) ^ 0x5DEECE66D)
-            if apply["temporal_mask"][i]:
-                out[i] = temporal_mask(out[i], cfg.temporal_mask_fraction, sub)
-            if apply["spatial_cutout"][i] and self._x is not None and self._y is not None:
-                out[i] = spatial_cutout(out[i], cfg.spatial_cutout_fraction, sub, (self._x, self._y))
-        return out
+            if spatial.any():
+                self._transform_packed(x, lengths, spatial, mats, offs)
+        masking = apply["temporal_mask"] | apply["spatial_cutout"]
+        if masking.any():
+            self._mask_packed(x, lengths, masking, apply["temporal_mask"], apply["spatial_cutout"], seeds)
+        return x, lengths
 
     def mirror(self, seq: np.ndarray) -> np.ndarray:
         """Horizontal flip: ``x -> 1 - x`` and left/right landmarks swapped."""
@@ -209,41 +228,183 @@ class Augmenter:
             flipped[..., self._x] = 1.0 - flipped[..., self._x]
         return flipped
 
-    @staticmethod
-    def _spatial_params(apply, angle, factor, shift, a_scale, a_shear, a_angle, a_shift):
-        """Per-sample ``M`` (2x2) and offset ``b``: ``xy' = M (xy - c) + c + b``, c = image centre."""
-        n = len(angle)
-        mats = np.tile(np.eye(2), (n, 1, 1))
-        offs = np.zeros((n, 2))
-        for i in range(n):
-            m = np.eye(2)
-            b = np.zeros(2)
-            if apply["rotate"][i]:
-                m = rotation_matrix(angle[i]) @ m
-            if apply["scale"][i]:
-                m = factor[i] * m
-            if apply["shift"][i]:
-                b = b + shift[i]
-            if apply["affine"][i]:
-                shear = np.array([[1.0, a_shear[i, 0]], [a_shear[i, 1], 1.0]])
-                aff = rotation_matrix(a_angle[i]) @ np.diag(a_scale[i]) @ shear
-                m = aff @ m
-                b = aff @ b + a_shift[i]
-            mats[i], offs[i] = m, b
-        return mats, offs
+    def _drop_frames(self, x: np.ndarray, lengths: np.ndarray, flags: np.ndarray,
+                     seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`frame_dropout` on the flagged samples (each with its own generator), packed."""
+        keep = np.ones(len(x), dtype=bool)
+        starts = np.cumsum(lengths) - lengths
+        new = lengths.copy()
+        for i in np.flatnonzero(flags).tolist():
+            length = int(lengths[i])
+            if length <= 1:
+                continue
+            sub = np.random.default_rng(int(seeds[i]))
+            kept = sub.random(length) >= self.cfg.frame_dropout_rate
+            if not kept.any():
+                kept[sub.integers(length)] = True
+            keep[starts[i] : starts[i] + length] = kept
+            new[i] = int(kept.sum())
+        return x[keep], new
 
-    def _transform(self, out: list[np.ndarray], moved: list[int], mats: np.ndarray, offs: np.ndarray) -> None:
+    def _transform_packed(self, x: np.ndarray, lengths: np.ndarray, moved: np.ndarray,
+                          mats: np.ndarray, offs: np.ndarray) -> None:
         """Apply the per-sample affine maps to every frame of the ``moved`` samples at once."""
-        lengths = np.array([len(out[i]) for i in moved])
-        if not lengths.sum():
+        rows = np.flatnonzero(np.repeat(moved, lengths))
+        if not len(rows):
             return
         xy_idx = [self._x, self._y]
-        stacked = np.concatenate([out[i][..., xy_idx] for i in moved], axis=0) - _CENTRE  # (N, P, 2)
-        per_frame_m = np.repeat(mats[moved], lengths, axis=0).astype(np.float32)
-        per_frame_b = np.repeat(offs[moved], lengths, axis=0).astype(np.float32)
+        stacked = x[rows][..., xy_idx] - _CENTRE  # (frames, P, 2)
+        per_frame_m = np.repeat(mats[moved], lengths[moved], axis=0).astype(np.float32)
+        per_frame_b = np.repeat(offs[moved], lengths[moved], axis=0).astype(np.float32)
         moved_xy = np.einsum("fpc,fdc->fpd", stacked, per_frame_m) + _CENTRE + per_frame_b[:, None, :]
-        for i, piece in zip(moved, np.split(moved_xy, np.cumsum(lengths)[:-1]), strict=True):
-            out[i][..., xy_idx] = piece
+        if xy_idx == [0, 1] and x.shape[-1] == 2:
+            x[rows] = moved_xy
+        else:
+            block = x[rows]
+            block[..., xy_idx] = moved_xy
+            x[rows] = block
+
+    def _mask_packed(self, x: np.ndarray, lengths: np.ndarray, masking: np.ndarray, temporal: np.ndarray,
+                     cutout: np.ndarray, seeds: np.ndarray) -> None:
+        """:func:`temporal_mask` then :func:`spatial_cutout` of each flagged sample, in place.
+
+        Each sample draws from its own generator in the per-sample order (span, start, then the
+        cutout's point); the writes are one masked assignment each over the packed frames.
+        """
+        cfg = self.cfg
+        starts = np.cumsum(lengths) - lengths
+        subs: dict[int, np.random.Generator] = {}
+        hidden = np.zeros(len(x), dtype=bool)
+        for i in np.flatnonzero(masking).tolist():
+            sub = subs[i] = np.random.default_rng(int(seeds[i]) ^ 0x5DEECE66D)
+            if not temporal[i]:
+                continue
+            length = int(lengths[i])
+            span = int(sub.integers(0, max(1, int(cfg.temporal_mask_fraction * length)) + 1))
+            if span == 0 or length == 0:
+                continue
+            start = int(starts[i]) + int(sub.integers(0, length - span + 1))
+            hidden[start : start + span] = True
+        if hidden.any():
+            x[hidden] = np.nan
+        if self._x is None or self._y is None:
+            return
+        cut = np.flatnonzero(cutout & masking)
+        if not len(cut):
+            return
+        xy_idx = [self._x, self._y]
+        rows = np.flatnonzero(np.repeat(cutout, lengths))
+        pts = x[rows][..., xy_idx]  # (frames of the cut samples, P, 2)
+        seen = ~np.isnan(pts).any(axis=-1)  # (frames, P)
+        seen_flat = np.cumsum(seen.ravel())  # running count of seen points over the cut samples
+        cut_lengths = lengths[cut]
+        points = x.shape[1]
+        first = (np.cumsum(cut_lengths) - cut_lengths) * points  # flat start of each cut sample
+        ends = first + cut_lengths * points
+        before = np.where(first > 0, seen_flat[np.maximum(first - 1, 0)], 0)
+        count = np.where(ends > 0, seen_flat[np.maximum(ends - 1, 0)], 0) - before
+        centres = np.full((len(cut), 2), np.nan, dtype=np.float32)
+        for k, i in enumerate(cut.tolist()):
+            if count[k]:
+                pick = int(subs[i].integers(int(count[k])))  # the pick-th seen point of the sample
+                flat = int(np.searchsorted(seen_flat, before[k] + pick + 1))
+                centres[k] = pts.reshape(-1, 2)[flat]
+        per_frame = np.repeat(centres, cut_lengths, axis=0)[:, None, :]
+        with np.errstate(invalid="ignore"):
+            inside = (np.abs(pts - per_frame) <= cfg.spatial_cutout_fraction / 2).all(axis=-1)
+        if inside.any():
+            block = x[rows]
+            block[inside] = np.nan
+            x[rows] = block
+
+    @staticmethod
+    def _spatial_params(apply, angle, factor, shift, a_scale, a_shear, a_angle, a_shift):
+        """Per-sample ``M`` (2x2) and offset ``b``: ``xy' = M (xy - c) + c + b``, c = image centre.
+
+        Composed for the whole batch at once: rotation, then scaling, then the shift, then the
+        affine map ``A = R(a_angle) diag(a_scale) shear`` (``M <- A M``, ``b <- A b + a_shift``).
+        """
+        n = len(angle)
+        eye = np.broadcast_to(np.eye(2), (n, 2, 2))
+        m = np.where(apply["rotate"][:, None, None], _rotations(angle), eye)
+        m = m * np.where(apply["scale"], factor, 1.0)[:, None, None]
+        b = np.where(apply["shift"][:, None], shift, 0.0)
+        affine = apply["affine"]
+        if affine.any():
+            shear = np.ones((n, 2, 2))
+            shear[:, 0, 1], shear[:, 1, 0] = a_shear[:, 0], a_shear[:, 1]
+            scale = np.zeros((n, 2, 2))
+            scale[:, 0, 0], scale[:, 1, 1] = a_scale[:, 0], a_scale[:, 1]
+            aff = _rotations(a_angle) @ scale @ shear
+            m = np.where(affine[:, None, None], aff @ m, m)
+            b = np.where(affine[:, None], (aff @ b[:, :, None])[:, :, 0] + a_shift, b)
+        return np.ascontiguousarray(m), np.ascontiguousarray(b)
+
+
+def pack(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences ``(L_i, P, C)`` -> their frames one after another ``(sum L_i, P, C)`` float32
+    (always a new array) and the lengths."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    if not len(seqs):
+        return np.zeros((0, 0, 0), np.float32), lengths
+    return np.concatenate([np.asarray(s, dtype=np.float32) for s in seqs]), lengths
+
+
+def unpack(frames: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    """The inverse of :func:`pack`: one array (a view) per sequence."""
+    return np.split(frames, np.cumsum(lengths)[:-1]) if len(lengths) else []
+
+
+def _resample_packed(x: np.ndarray, lengths: np.ndarray, flags: np.ndarray,
+                     rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`time_resample` of the flagged samples of a packed batch, as one gather.
+
+    The positions are computed as ``np.linspace`` computes them (``j * step``, the last one set
+    to ``L - 1``), so every value equals the per-sequence function's.
+    """
+    new = lengths.copy()
+    wanted = np.maximum(1, np.round(lengths * rate.astype(np.float64)).astype(np.int64))
+    change = flags & (lengths > 0) & (wanted != lengths)
+    new[change] = wanted[change]
+    starts = np.cumsum(lengths) - lengths
+    out_starts = np.cumsum(new) - new
+    sample = np.repeat(np.arange(len(new)), new)
+    j = np.arange(int(new.sum()), dtype=np.int64) - out_starts[sample]  # output frame within its sample
+    lo, hi = j.copy(), j.copy()
+    w = np.zeros(len(j), dtype=np.float32)
+    frames_in = lengths[sample]
+    frames_out = new[sample]
+    moving = change[sample] & (frames_in > 1) & (frames_out > 1)
+    lo[change[sample] & (frames_in == 1)] = 0  # one frame repeated
+    lo[change[sample] & (frames_out == 1)] = 0  # linspace(0, L - 1, 1) == [0]
+    if moving.any():
+        jm = j[moving].astype(np.float64)
+        last = (frames_in[moving] - 1).astype(np.float64)
+        pos = jm * (last / (frames_out[moving] - 1))
+        end = j[moving] == frames_out[moving] - 1
+        pos[end] = last[end]
+        low = np.floor(pos).astype(np.int64)
+        lo[moving] = low
+        hi[moving] = np.minimum(low + 1, frames_in[moving] - 1)
+        w[moving] = (pos - low).astype(np.float32)
+    base = starts[sample]
+    out = x[base + lo]
+    between = np.flatnonzero(w != 0)
+    if len(between):  # x[lo] * (1 - w) + x[hi] * w, in place on the gathered frames
+        wb = w[between][:, None, None]
+        low = out[between]
+        low *= 1 - wb
+        high = x[base[between] + hi[between]]
+        high *= wb
+        low += high
+        out[between] = low
+    return out, new
+
+
+def _rotations(theta: np.ndarray) -> np.ndarray:
+    """:func:`rotation_matrix` of each angle, stacked ``(n, 2, 2)``."""
+    c, s = np.cos(theta), np.sin(theta)
+    return np.stack([np.stack([c, -s], -1), np.stack([s, c], -1)], -2)
 
 
 def rotation_matrix(theta: float) -> np.ndarray:

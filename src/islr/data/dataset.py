@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from islr.config import PreprocessConfig
-from islr.data.augment import Augmenter
+from islr.data.augment import Augmenter, pack, unpack
 from islr.data.balance import sample_probabilities
-from islr.data.preprocess import feature_dim, featurize_many
+from islr.data.preprocess import batchable, feature_dim, featurize, featurize_packed
 
 _AUG_STREAM = 0xA5  # separates augmentation draws from the shuffling stream
 
@@ -86,14 +86,31 @@ class LandmarkDataset:
                  positions: Sequence[int] | None = None, total: int | None = None) -> list[np.ndarray]:
         """Features of ``indices``; augmented (batched) when an augmenter is set and ``rng`` given
         (as positions ``positions`` of a batch of ``total``: see :meth:`Augmenter.apply_batch`)."""
-        seqs = [self.prepared(i) for i in indices]
+        features, lengths = self.packed_features(indices, rng, positions, total)
+        return unpack(features, lengths)
+
+    def packed_features(self, indices: Sequence[int], rng: np.random.Generator | None = None,
+                        positions: Sequence[int] | None = None,
+                        total: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`features` packed: ``(sum of lengths, F)`` float32 and the lengths.
+
+        The batch stays one array from the stored frames to the features: one gather of the
+        stored frames, each augmentation once over the batch, one featurize pass.
+        """
+        frames, lengths = pack([self.prepared(i) for i in indices])
+        if not len(lengths):
+            return np.zeros((0, self.feature_dim), np.float32), lengths
         if self.augmenter is not None and rng is not None and self.augmenter.active:
-            seqs = self.augmenter.apply_batch(seqs, rng, positions, total)
+            frames, lengths = self.augmenter.apply_packed(frames, lengths, rng, positions, total)
         if self.mirrored:
             from islr.data.tta import mirror_prepared
 
-            seqs = [mirror_prepared(s, self.cfg) for s in seqs]
-        return featurize_many(seqs, self.cfg)
+            frames = mirror_prepared(frames, self.cfg)  # a frame-wise map
+        if len(lengths) == 1 or not batchable(self.cfg):
+            feats = [featurize(s, self.cfg) for s in unpack(frames, lengths)]
+            lengths = np.array([len(f) for f in feats], dtype=np.int64)
+            return np.concatenate(feats), lengths
+        return featurize_packed(frames, lengths, self.cfg), lengths
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
         if not -len(self) <= i < len(self):
@@ -124,25 +141,27 @@ class LandmarkDataset:
         ``pad=False`` returns the unpadded parts instead, ``features`` ``(sum of lengths, F)``,
         ``lengths`` and ``y`` (a far smaller message between processes); :meth:`pad` finishes them.
         """
-        feats = self.features(indices, rng, positions, total)
-        lengths = np.array([len(f) for f in feats], dtype=np.int64)
+        features, lengths = self.packed_features(indices, rng, positions, total)
         y = self.labels[np.asarray(indices, dtype=np.int64)] if len(indices) else np.zeros(0, np.int64)
-        features = np.concatenate(feats) if feats else np.zeros((0, self.feature_dim), np.float32)
         parts = {"features": features, "lengths": lengths, "y": y.astype(np.int64)}
         if total is not None:
             parts["global_size"] = np.int64(total)
         return self.pad(parts) if pad else parts
 
-    def pad(self, parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The batch dict of :meth:`collate`'s unpadded ``parts``."""
+    def pad_width(self, lengths: np.ndarray) -> int:
+        """Frames of the padded batch of sequences of ``lengths`` (``fixed_len`` in fixed mode)."""
+        return self.cfg.fixed_len if self.cfg.length_mode == "fixed" else max(1, int(np.max(lengths, initial=0)))
+
+    def pad(self, parts: dict[str, np.ndarray], x: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The batch dict of :meth:`collate`'s unpadded ``parts`` (``x``: the padded features,
+        when something else already wrote them)."""
         lengths = parts["lengths"]
-        width = self.cfg.fixed_len if self.cfg.length_mode == "fixed" else max(1, int(lengths.max(initial=0)))
-        x = np.zeros((len(lengths), width, self.feature_dim), dtype=np.float32)
+        width = self.pad_width(lengths)
         mask = np.arange(width) < lengths[:, None]
-        features, start = parts["features"], 0
-        for i, length in enumerate(lengths.tolist()):  # one block copy a sequence
-            x[i, :length] = features[start : start + length]
-            start += length
+        if x is None:
+            x = np.zeros((len(lengths), width, self.feature_dim), dtype=np.float32)
+            if len(lengths):  # one scatter of the packed rows into the padded batch
+                x.reshape(-1, self.feature_dim)[np.flatnonzero(mask)] = parts["features"]
         batch = {"x": x, "mask": mask, "y": parts["y"]}
         if "global_size" in parts:
             batch["global_size"] = parts["global_size"]

@@ -308,55 +308,82 @@ def preprocess(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 
 def featurize_many(seqs: list[np.ndarray], cfg: PreprocessConfig) -> list[np.ndarray]:
-    """:func:`featurize` of every sequence, computed over the whole batch at once.
-
-    The same formula as :func:`featurize` (a test compares them), with the per-sequence
-    statistics taken as per-segment sums over the concatenated frames, so a batch costs a few
-    array operations instead of a few dozen per sequence. Variable-length ``center_std`` and
-    ``none`` are batched; other settings run :func:`featurize` per sequence.
-    """
-    if cfg.length_mode != "variable" or cfg.normalization not in ("center_std", "none") or len(seqs) < 2:
+    """:func:`featurize` of every sequence, computed over the whole batch at once
+    (:func:`featurize_packed` on the concatenated frames, split again)."""
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    if not batchable(cfg) or len(seqs) < 2:
         return [featurize(s, cfg) for s in seqs]
     shape = points_and_coords(cfg)
     arrays = [np.asarray(s, dtype=np.float32) for s in seqs]
     for s in arrays:
         if s.ndim != 3 or s.shape[1:] != shape:
             raise DataError(None, f"expected a prepared sequence of shape (L, {shape}), got {s.shape}")
-    lay = _layout(cfg)
-    lengths = np.array([len(s) for s in arrays], dtype=np.int64)
     x = np.concatenate(arrays) if lengths.sum() else np.zeros((0, *shape), np.float32)
-    seg = np.repeat(np.arange(len(arrays)), lengths)  # sequence of each frame
-    pts = x[:, : lay.n_feat]
+    return np.split(featurize_packed(x, lengths, cfg), np.cumsum(lengths)[:-1])
+
+
+def batchable(cfg: PreprocessConfig) -> bool:
+    """Whether :func:`featurize_packed` computes ``cfg``'s features over a batch in one pass
+    (variable length with ``center_std`` or no normalisation); others run per sequence."""
+    return cfg.length_mode == "variable" and cfg.normalization in ("center_std", "none")
+
+
+def featurize_packed(x: np.ndarray, lengths: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """:func:`featurize` of a packed batch: frames ``(sum of lengths, P, C)``, the sequences one
+    after another, -> features ``(sum of lengths', F)`` in the same order.
+
+    The same formula as :func:`featurize` (a test compares them), with the per-sequence
+    statistics taken as per-segment sums over the concatenated frames, so a batch costs a few
+    array operations instead of a few dozen per sequence. Settings that are not
+    :func:`batchable` run :func:`featurize` per sequence.
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    shape = points_and_coords(cfg)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 3 or x.shape[1:] != shape or len(x) != lengths.sum():
+        raise DataError(None, f"expected packed frames of shape ({int(lengths.sum())}, {shape}), got {x.shape}")
+    if not batchable(cfg):
+        feats = [featurize(s, cfg) for s in np.split(x, np.cumsum(lengths)[:-1])] if len(lengths) else []
+        return np.concatenate(feats) if feats else np.zeros((0, feature_dim(cfg)), np.float32)
+    n_seq = len(lengths)
+    lay = _layout(cfg)
+    seg = np.repeat(np.arange(n_seq), lengths)  # sequence of each frame
+    width = lay.n_feat * shape[1]
+    out = np.empty((len(x), width * (3 if cfg.motion else 1)), np.float32)
+    flat = out[:, :width].reshape(len(x), lay.n_feat, shape[1])  # point-major: p0x, p0y, p1x, ...
     if cfg.normalization == "center_std":
         def per_sequence(values: np.ndarray) -> np.ndarray:  # (frames, C) -> (sequences, C) float64
-            return np.stack([np.bincount(seg, values[:, c], len(arrays)) for c in range(values.shape[1])], 1)
+            return np.stack([np.bincount(seg, values[:, c], n_seq) for c in range(values.shape[1])], 1)
 
-        ref = x[:, lay.ref_pos]  # (frames, C)
+        # Work on (frames, C, P): every operation then runs along the long points axis.
+        xt = np.ascontiguousarray(x.transpose(0, 2, 1))
+        ref = xt[:, :, lay.ref_pos]  # (frames, C)
         valid = ~np.isnan(ref)
         total, count = per_sequence(np.where(valid, ref, 0.0)), per_sequence(valid)
         centre = np.where(count > 0, total / np.maximum(count, 1), 0.5).astype(np.float32)
-        d = pts - centre[seg][:, None, :]
+        d = xt[:, :, : lay.n_feat] - centre[seg][:, :, None]
         dd = d * d
         missing = np.isnan(dd)
         dd[missing] = 0.0
-        # (frames, C, P) so each sum runs over a contiguous row of points.
-        per_frame = np.ascontiguousarray(dd.transpose(0, 2, 1), dtype=np.float64).sum(axis=-1)
-        per_count = lay.n_feat - np.ascontiguousarray(missing.transpose(0, 2, 1)).sum(axis=-1)
+        per_frame = dd.sum(axis=-1, dtype=np.float64)
+        per_count = lay.n_feat - missing.sum(axis=-1)
         sq, n = per_sequence(per_frame), per_sequence(per_count)
         with np.errstate(all="ignore"):
             scale = np.sqrt(sq / np.maximum(n, 1))
         scale = np.where((n > 0) & (scale > _EPS), scale, 1.0).astype(np.float32)
-        d /= scale[seg][:, None, :]
-        pts = d
-    width = lay.n_feat * shape[1]
-    out = np.zeros((len(pts), width * (3 if cfg.motion else 1)), np.float32)
-    flat = out[:, :width]
-    flat[:] = pts.reshape(len(pts), width)
+        d /= scale[seg][:, :, None]
+        for c in range(shape[1]):  # one strided copy a coordinate: far faster than a transposed copy
+            flat[..., c] = d[:, c]
+    else:
+        flat[:] = x[:, : lay.n_feat]
     if cfg.motion:
+        flat = out[:, :width]
         starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
         left = np.repeat(lengths, lengths) - (np.arange(len(flat)) - starts) - 1  # frames after this one
         for lag in (1, 2):
-            rows = np.flatnonzero(left >= lag)
-            out[rows, lag * width : (lag + 1) * width] = flat[rows + lag] - flat[rows]
+            lagged = out[:, lag * width : (lag + 1) * width]
+            if len(flat) > lag:
+                np.subtract(flat[lag:], flat[:-lag], out=lagged[:-lag])
+            lagged[left < lag] = 0.0  # the last frames of each sequence: no frame that far ahead
     out[~np.isfinite(out)] = cfg.nan_value
-    return np.split(out, np.cumsum(lengths)[:-1])
+    return out
