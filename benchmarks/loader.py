@@ -92,7 +92,7 @@ def rate(batches: Iterator[dict[str, np.ndarray]], count: int, repeats: int,
 
 
 def worker_pids(loader: ParallelBatchLoader) -> Callable[[], list[int]]:
-    return lambda: list(loader._pool._processes) if loader._pool is not None else []  # noqa: SLF001
+    return lambda: loader.worker_pids
 
 
 def main() -> None:
@@ -101,17 +101,24 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batches", type=int, default=40)
+    parser.add_argument("--batches", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epoch-batches", type=int, default=200,
+                        help="repeat the training set until an epoch has at least this many batches")
     args = parser.parse_args()
     cfg = load_config(args.config, [f"data.data_dir={args.data_dir}", f"data.cache_dir={args.cache_dir}"])
     train = build_datasets(cfg, progress=False).train
+    # An epoch of the full data is ~1,400 batches; a small folder's epoch of a few batches would
+    # mostly measure the pipeline filling and emptying at each epoch's start and end.
+    copies = max(1, -(-args.epoch_batches * cfg.train.batch_size // len(train)))
+    train = train.subset(np.tile(np.arange(len(train)), copies))
 
     def plain() -> BatchLoader:
         return BatchLoader(train, cfg.train.batch_size, shuffle=True, seed=cfg.train.seed)
 
     lengths = train.lengths()
-    print(f"config {args.config}: {len(train)} training sequences, {train.feature_dim} features, "
+    print(f"config {args.config}: {len(train) // copies} training sequences x {copies} per epoch, "
+          f"{train.feature_dim} features, "
           f"frames median {np.median(lengths):.0f} max {lengths.max()}, batch {cfg.train.batch_size}, "
           f"{args.batches} batches x {args.repeats} passes")
     rows = [("baseline: per-sequence featurize, 1 thread", *rate(endless(plain(), baseline_batch), args.batches,

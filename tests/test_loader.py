@@ -143,3 +143,100 @@ def test_make_loaders_uses_train_num_workers(synth_dir: Path, tmp_path: Path) ->
     assert make_loader(plain, 0) is plain
     with pytest.raises(ConfigError, match="workers must be >= 0"):
         ParallelBatchLoader(plain, -1)
+
+
+class FailingSequences(list):
+    """Prepared sequences where reading one of them fails (a damaged cache, say)."""
+
+    def __init__(self, seqs: list[np.ndarray], bad: int):
+        super().__init__(seqs)
+        self.bad = bad
+
+    def __getitem__(self, i):
+        if i == self.bad:
+            raise OSError(f"sequence {i}: read failed")
+        return super().__getitem__(i)
+
+
+def test_a_failing_batch_raises_its_error_and_the_loader_recovers() -> None:
+    good = toy_loader()
+    ds = good.dataset
+    broken = LandmarkDataset(FailingSequences(list(ds.sequences), bad=int(good.order()[20])), ds.labels, ds.cfg,
+                             augmenter=ds.augmenter)
+    loader = ParallelBatchLoader(BatchLoader(broken, batch_size=8, shuffle=True, seed=3), 2)
+    try:
+        loader.set_epoch(0)
+        seen = []
+        with pytest.raises(OSError, match="read failed"):
+            for batch in loader:
+                seen.append(batch)
+        assert len(seen) == 2  # sample 20 is in batch 2: the two before it arrived
+        assert_same_batches(seen, stream(toy_loader(), (0,))[:2])
+        broken.sequences.bad = -1  # repaired: the next iteration starts new workers
+        assert_same_batches(stream(loader, (0,)), stream(toy_loader(), (0,)))
+    finally:
+        loader.close()
+
+
+def test_a_worker_killed_mid_epoch_is_an_error_not_a_hang() -> None:
+    import os
+    import signal
+
+    loader = ParallelBatchLoader(toy_loader(), 2)
+    try:
+        loader.set_epoch(0)
+        batches = iter(loader)
+        next(batches)
+        os.kill(loader.worker_pids[1], signal.SIGKILL)
+        with pytest.raises(RuntimeError, match=r"loader worker \d+ died \(exit code -9\)"):
+            list(batches)
+        assert_same_batches(stream(loader, (1,)), stream(toy_loader(), (1,)))  # a fresh pool
+    finally:
+        loader.close()
+
+
+def test_stopping_early_then_iterating_again_gives_the_right_batches() -> None:
+    want = stream(toy_loader(), (0, 1))
+    with ParallelBatchLoader(toy_loader(), 2, in_flight=5) as loader:
+        loader.set_epoch(0)
+        assert_same_batches(list(itertools.islice(loader, 1)), want[:1])  # 4 more were being built
+        assert_same_batches(stream(loader, (1,)), want[6:])
+        assert_same_batches(stream(loader, (0,)), want[:6])
+
+
+def test_reused_shared_memory_never_changes_a_batch_still_held() -> None:
+    """Batches consumed one at a time reuse a few slots (padding of a shorter batch re-zeroed);
+    a batch that is kept is never overwritten, the pool grows instead."""
+    reference = toy_loader()
+    with ParallelBatchLoader(toy_loader(), 2) as loader:
+        kept = None
+        for epoch in range(4):
+            loader.set_epoch(epoch)
+            reference.set_epoch(epoch)
+            for b, batch in enumerate(loader):
+                assert_same_batches([batch], [reference.batch(b)])
+                if kept is None:
+                    kept, kept_copy = batch["x"], batch["x"].copy()
+        np.testing.assert_array_equal(kept, kept_copy)
+        slots = len(loader._pool.slots)  # noqa: SLF001
+        assert slots <= loader.in_flight + 3  # 24 batches went through a handful of slots
+        held = stream(loader, (0, 1))  # keeping every batch: more slots, same values
+        assert len(loader._pool.slots) >= len(held)  # noqa: SLF001
+        assert_same_batches(held, stream(toy_loader(), (0, 1)))
+
+
+def test_pipes_only_give_the_same_batches() -> None:
+    with ParallelBatchLoader(toy_loader(), 2, shared_memory=False) as loader:
+        assert_same_batches(stream(loader, (0, 1)), stream(toy_loader(), (0, 1)))
+
+
+def test_closing_frees_every_shared_memory_segment() -> None:
+    shm = Path("/dev/shm")
+    loader = ParallelBatchLoader(toy_loader(), 2)
+    loader.set_epoch(0)
+    list(loader)
+    pids = loader.worker_pids
+    ours = [p for p in shm.glob("islr_*") if int(p.name.split("_")[1]) in pids]
+    assert ours  # the slots live there while the loader is open
+    loader.close()
+    assert not [p for p in shm.glob("islr_*") if int(p.name.split("_")[1]) in pids]
