@@ -270,7 +270,8 @@ class TrainConfig:
     """Show progress bars (only when stderr is a terminal; logs get one line per epoch)."""
     num_workers: int = 0
     """Processes building the training batches (augment, featurize, collate) from the cache;
-    0 builds them in the training process. The batches are the same for any value."""
+    0 builds them in the training process. The batches are the same for any value; padded
+    batches are handed over in shared memory (``/dev/shm``), see ``islr.data.loader``."""
 
 
 @dataclass
