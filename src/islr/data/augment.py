@@ -168,9 +168,9 @@ class Augmenter:
         ``frames`` is used as scratch (pass a copy you own). Returns the augmented frames and
         lengths, packed the same way. Each augmentation runs once over the whole batch (a
         gather, a masked write, one ``einsum``); only the scalar draws loop over samples, so
-        the result is bit for bit what :meth:`__call__`-style per-sequence application of
-        :func:`time_resample`, :meth:`mirror`, :func:`temporal_mask` and
-        :func:`spatial_cutout` with the same draws gives (a test compares them).
+        the result is bit for bit what per-sequence application of :func:`time_resample`,
+        :meth:`mirror`, :func:`temporal_mask` and :func:`spatial_cutout` with the same draws
+        gives (:func:`islr.data.augment_reference.augment_per_sequence`; a test compares them).
         """
         x = np.asarray(frames, dtype=np.float32)
         lengths = np.asarray(lengths, dtype=np.int64)
