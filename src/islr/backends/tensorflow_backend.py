@@ -14,6 +14,20 @@ Lookahead see the global gradient exactly as on one device. The CPU is one repli
 split into logical devices (measured slower than one multi-threaded replica). GPU memory grows on
 demand instead of being reserved whole. ``create_backend(devices=[...])`` overrides the choice.
 
+Several machines. When ``TF_CONFIG`` describes a cluster of several tasks
+(:mod:`islr.backends.tf_cluster`), the constructor starts ``MultiWorkerMirroredStrategy`` (before
+any other TensorFlow work: collectives are configured at start-up) and sets ``rank`` and
+``world_size``, so the pipeline gives each worker samples ``rank::world`` of every global batch,
+as under torchrun. Each worker uses all its visible GPUs, else its CPU (``CUDA_VISIBLE_DEVICES``
+chooses); a replica's index in the global sync group is ``rank * local replicas + local index``.
+The step divides every replica's loss sum by the *global* batch size, all-reduces the gradients
+across all workers before clipping/AWP/Lookahead, and reduces loss and correct count globally, so
+every worker takes the step and reports the numbers one process seeing the global batch would.
+A worker whose shard of a last, short batch is empty still takes part (its gradient is zero).
+The zoo's variables (BatchNorm statistics included) are mirrored on write, none synchronised on
+read, so reading them for a checkpoint is local: only rank 0 saves, and no collective is left
+for the other workers to join. BatchNorm normalises with each replica's own batch statistics.
+
 Compiled step. One ``tf.function`` per training mode (plain / with AWP) and one for prediction,
 each with an ``input_signature`` whose batch and time dimensions are ``None``: variable-length
 batches never retrace. ``ISLR_TF_JIT=1`` compiles them with XLA (one replica only; XLA compiles
@@ -50,6 +64,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from islr.backends.base import Batch, account_batches  # noqa: E402
+from islr.backends.tf_cluster import cluster_from_env, multi_worker_strategy  # noqa: E402
 from islr.backends.tf_optimizers import OptimizerSpec, build_optimizer  # noqa: E402
 from islr.checkpoint_format import (  # noqa: E402
     SUFFIX,
@@ -128,11 +143,17 @@ class TensorFlowBackend:
         MirroredStrategy); ``mixed_precision_on_cpu`` lets tests run the mixed_float16 path
         without a GPU (slow, for checking only)."""
         enable_memory_growth()
+        cluster = cluster_from_env()
+        if cluster is not None and devices:
+            raise ConfigError("TF_CONFIG describes a cluster: each worker uses its visible devices (no device list)")
+        # Several machines: the strategy must exist before TensorFlow runs anything in this process.
+        self._multi_worker = multi_worker_strategy() if cluster is not None else None
+        #: This worker's place in the cluster (0 of 1 on one machine); the pipeline shards by it.
+        self.rank, self.world_size = (cluster.rank, cluster.world_size) if cluster is not None else (0, 1)
         self._devices_override = list(devices) if devices else None
         self._mixed_on_cpu = mixed_precision_on_cpu
         self.model: keras.Model | None = None
         self.cfg: ExperimentConfig | None = None
-        self.rank = 0
         self._lr = 0.0
         #: Batches between two host reads of loss and accuracy (1 on the CPU, where a read is free).
         self.check_every = 1
@@ -143,11 +164,20 @@ class TensorFlowBackend:
         self.cfg = cfg
         self.input_dim, self.num_classes = int(input_dim), int(num_classes)
         self.steps_per_epoch = max(int(steps_per_epoch), 1)
-        self.devices = self._devices_override or select_devices(cfg.train.device)
-        self.replicas = len(self.devices)
+        if self._multi_worker is not None:
+            self.strategy = self._multi_worker
+            self.devices = list(self.strategy.extended.worker_devices)
+            _check_worker_devices(cfg.train.device, self.devices)
+            #: Replicas in the sync group: every device of every worker.
+            self.replicas = int(self.strategy.num_replicas_in_sync)
+        else:
+            self.devices = self._devices_override or select_devices(cfg.train.device)
+            self.replicas = len(self.devices)
+            self.strategy = tf.distribute.MirroredStrategy(self.devices) if self.replicas > 1 else tf.distribute.get_strategy()
+        #: Replicas in this process (the batch it is handed is split among them).
+        self.local_replicas = len(self.devices)
         on_gpu = any("GPU" in d.upper() for d in self.devices)
         self.mixed = bool(cfg.train.mixed_precision) and (on_gpu or self._mixed_on_cpu)
-        self.strategy = tf.distribute.MirroredStrategy(self.devices) if self.replicas > 1 else tf.distribute.get_strategy()
         keras.utils.set_random_seed(cfg.train.seed)
         with self._scope(), dtype_policy("mixed_float16" if self.mixed else None):
             model = create_model(cfg.model.name, "tensorflow", self.input_dim, self.num_classes, cfg.model.params)
@@ -300,24 +330,27 @@ class TensorFlowBackend:
         key = "train_awp" if awp else "train"
         if key not in self._functions:
 
-            def step(x: tf.Tensor, mask: tf.Tensor, y: tf.Tensor, lr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            def step(x: tf.Tensor, mask: tf.Tensor, y: tf.Tensor, lr: tf.Tensor,
+                     n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+                # n: samples in the global batch (this process's shard may hold fewer)
                 self.opt.inner.learning_rate = lr
-                n = tf.cast(tf.shape(y)[0], tf.float32)
                 if self.replicas == 1:
                     return self._replica_step(x, mask, y, n, awp)
                 parts = [self._split(t) for t in (x, mask, y)]
                 loss, correct = self.strategy.run(lambda a, b, c: self._replica_step(a, b, c, n, awp), args=parts)
                 return self.strategy.reduce(_SUM, loss, axis=None), self.strategy.reduce(_SUM, correct, axis=None)
 
-            signature = [*self._signature(), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.float32)]
+            signature = [*self._signature(), tf.TensorSpec((None,), tf.int64), tf.TensorSpec((), tf.float32),
+                         tf.TensorSpec((), tf.float32)]
             self._functions[key] = tf.function(step, input_signature=signature, reduce_retracing=True, jit_compile=self._jit())
         return self._functions[key]
 
     def _split(self, tensor: tf.Tensor) -> Any:
-        """Every R-th sample of the batch to each replica."""
-        r = self.replicas
+        """Every R-th sample of this process's batch to each of its R replicas (the replica id is
+        global across workers: ``rank * R + local index``)."""
+        r = self.local_replicas
         return self.strategy.experimental_distribute_values_from_function(
-            lambda ctx: tensor[ctx.replica_id_in_sync_group :: r]
+            lambda ctx: tensor[ctx.replica_id_in_sync_group % r :: r]
         )
 
     def _predict_function(self) -> Callable[..., Any]:
@@ -349,8 +382,10 @@ class TensorFlowBackend:
             for index, batch in enumerate(prefetch(itertools.islice(batches, limit))):
                 self._lr = learning_rate(self.cfg.train, epoch + index / self.steps_per_epoch)
                 x, mask, y = self._tensors(batch)
-                loss, batch_correct = step(x, mask, y, tf.constant(self._lr, tf.float32))
-                pending.append((index, loss, batch_correct, int(y.shape[0]), self._lr))
+                # A worker's shard names its global batch's size: loss and accuracy come back global.
+                n = int(batch.get("global_size", y.shape[0]))
+                loss, batch_correct = step(x, mask, y, tf.constant(self._lr, tf.float32), tf.constant(n, tf.float32))
+                pending.append((index, loss, batch_correct, n, self._lr))
                 if len(pending) >= self.check_every:
                     _drain(pending, totals, epoch, on_batch)
             _drain(pending, totals, epoch, on_batch)
@@ -450,6 +485,17 @@ class TensorFlowBackend:
             reason = " ".join(str(exc).split())[:400]
             raise ModelError(f"{ckpt.path}: does not fit this model or optimizer ({reason})") from None
         return ckpt.extra
+
+
+def _check_worker_devices(name: str, devices: list[str]) -> None:
+    """Under TF_CONFIG the strategy takes every visible GPU (else the CPU): ``train.device`` can
+    only agree with that; choosing devices is ``CUDA_VISIBLE_DEVICES``'s job."""
+    kind, _, index = name.lower().partition(":")
+    on_gpu = any("GPU" in d.upper() for d in devices)
+    if kind == "auto" or (kind == "cpu" and not on_gpu) or (kind in ("cuda", "gpu") and on_gpu and not index):
+        return
+    raise ConfigError(f"train.device {name!r} under TF_CONFIG: each worker uses all its visible devices "
+                      f"({', '.join(devices)}); use train.device auto and choose GPUs with CUDA_VISIBLE_DEVICES")
 
 
 def _drain(pending: list[tuple[int, Any, Any, int, float]], totals: dict[str, Any], epoch: int,
