@@ -9,7 +9,6 @@ Under ``torchrun --nproc_per_node=N -m islr train ...`` the torch backend uses D
 from __future__ import annotations
 
 import argparse
-import os
 
 from islr.config import ExperimentConfig, load_config, merge, parse_override
 from islr.errors import ConfigError
@@ -99,6 +98,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve_config(args)
     run_dir = args.resume or args.run_dir or f"runs/{cfg.model.name}-{cfg.train.framework}"
     result = train(cfg, run_dir, resume=bool(args.resume))
-    if os.environ.get("RANK", "0") == "0":  # under torchrun only the first process reports
+    if result.rank == 0:  # in distributed training (torchrun, TF_CONFIG) only the first process reports
         print(describe(result))
     return 0

@@ -20,6 +20,8 @@ class TrainResult:
     history: list[dict[str, Any]]
     test_metrics: dict[str, float]
     num_parameters: int
+    rank: int = 0
+    """This process's rank in distributed training (torchrun or TF_CONFIG); 0 otherwise."""
 
 
 def make_loaders(cfg: ExperimentConfig, datasets: Any, shard: tuple[int, int] = (0, 1)) -> tuple[Any, Any, Any]:
@@ -100,7 +102,7 @@ def train(
             backend.load_checkpoint(run_dir / "checkpoints" / "best")
         test_metrics, _, _ = trainer.evaluate(test_loader)
         trainer.run.write_json("test_metrics.json", {"split": datasets.split, **test_metrics})
-    return TrainResult(run_dir, history, test_metrics, backend.num_parameters())
+    return TrainResult(run_dir, history, test_metrics, backend.num_parameters(), getattr(backend, "rank", 0))
 
 
 def split_record(datasets: Any) -> dict[str, Any]:
