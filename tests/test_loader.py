@@ -240,3 +240,16 @@ def test_closing_frees_every_shared_memory_segment() -> None:
     assert ours  # the slots live there while the loader is open
     loader.close()
     assert not [p for p in shm.glob("islr_*") if int(p.name.split("_")[1]) in pids]
+
+
+def test_a_new_iteration_while_an_old_one_is_suspended_gets_its_own_batches() -> None:
+    want = stream(toy_loader(), (0, 1))
+    with ParallelBatchLoader(toy_loader(), 2) as loader:
+        loader.set_epoch(0)
+        old = iter(loader)
+        assert_same_batches([next(old)], want[:1])  # suspended with 5 batches in flight
+        loader.set_epoch(1)
+        assert_same_batches(list(loader), want[6:])  # not the old epoch's answers
+        with pytest.raises(RuntimeError, match="superseded"):
+            next(old)
+        assert_same_batches(stream(loader, (0,)), want[:6])  # the workers were not closed

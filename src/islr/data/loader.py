@@ -198,6 +198,8 @@ class ParallelBatchLoader:
         """Hand padded batches over in shared memory (:mod:`islr.data.shared_batch`), not pipes."""
         self._pool: _Workers | None = None
         self._finalizer: weakref.finalize | None = None
+        self._pending: collections.deque | None = None  # batches in flight of the newest iteration
+        self._generation = 0  # counts iterations: an older, suspended one must not read the pipes
         self._warned = False
 
     # -- the BatchLoader interface -------------------------------------------------------------
@@ -238,15 +240,27 @@ class ParallelBatchLoader:
             yield from self.loader
             return
         pool = self._ensure_pool()
+        if self._pending and not self._drain(pool, self._pending):
+            # An earlier iteration was left suspended with batches in flight; its answers come
+            # first on the pipes, so they are collected before this one sends anything.
+            self.close()
+            pool = self._ensure_pool()
+        self._generation += 1
+        generation = self._generation
         order = self.loader.order()
         epoch, size = self.loader.epoch, self.loader.batch_size
         augmenter = self.loader.dataset.augmenter
         probabilities = augmenter.probabilities if augmenter is not None else None
         pending: collections.deque[tuple[int, shared_batch.Ticket | None]] = collections.deque()
+        self._pending = pending
         total, sent = len(self), 0
         clean = False
         try:
             for b in range(total):
+                if generation != self._generation:
+                    clean = True  # not ours to close: the newer iteration owns the workers
+                    raise RuntimeError("this iteration of a ParallelBatchLoader was superseded by a newer "
+                                       "one (or the loader was closed); iterate one epoch at a time")
                 while sent < total and len(pending) < self.in_flight:
                     ticket = pool.slots.acquire() if pool.slots is not None else None
                     indices = order[sent * size : (sent + 1) * size]
@@ -266,8 +280,8 @@ class ParallelBatchLoader:
             clean = self._drain(pool, pending)
             raise
         finally:
-            if not clean:  # a failure or an interrupt: the pipes' state is unknown, start anew
-                self.close()
+            if not clean and generation == self._generation:
+                self.close()  # a failure or an interrupt: the pipes' state is unknown, start anew
 
     def _finish(self, pool: _Workers, parts: dict[str, Any],
                 ticket: shared_batch.Ticket | None) -> dict[str, np.ndarray]:
@@ -285,10 +299,11 @@ class ParallelBatchLoader:
 
     def _drain(self, pool: _Workers, pending: collections.deque) -> bool:
         """Read and drop the answers of batches still being built; False if a worker failed."""
-        for b, ticket in pending:
+        while pending:
+            b, ticket = pending.popleft()
             try:
                 parts = pool.receive(b % self.workers)
-            except BaseException:  # noqa: BLE001 - the pool is restarted by the caller
+            except BaseException:  # noqa: BLE001 - the caller restarts the pool
                 return False
             if ticket is not None:
                 written = parts.get("written")
@@ -308,6 +323,7 @@ class ParallelBatchLoader:
             if self._finalizer is not None:
                 self._finalizer.detach()
             pool, self._pool = self._pool, None
+            self._pending, self._generation = None, self._generation + 1
             _stop(pool)
 
     def __enter__(self) -> ParallelBatchLoader:
