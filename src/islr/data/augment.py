@@ -69,6 +69,24 @@ def mirror_permutation(subset_name: str, extra_rows: Sequence[int] = ()) -> np.n
     return np.concatenate([base, np.asarray(extra, dtype=np.int64)])
 
 
+@dataclasses.dataclass(frozen=True)
+class Draws:
+    """The random numbers of one batch, one entry (row) per sequence (see :meth:`Augmenter.draw`)."""
+
+    apply: dict[str, np.ndarray]
+    """Per augmentation name: whether it applies to each sequence."""
+    rate: np.ndarray
+    angle: np.ndarray
+    factor: np.ndarray
+    shift: np.ndarray
+    a_scale: np.ndarray
+    a_shear: np.ndarray
+    a_shift: np.ndarray
+    a_angle: np.ndarray
+    seeds: np.ndarray
+    """Seeds of each sequence's own generator (frame dropout, temporal mask, spatial cutout)."""
+
+
 class Augmenter:
     """Random augmentations with per-augmentation probabilities (see :data:`AUGMENTATIONS`).
 
@@ -177,25 +195,10 @@ class Augmenter:
         n = len(lengths) if total is None else int(total)
         if not len(lengths):
             return x, lengths
-        cfg = self.cfg
-        # Every draw happens whatever the probabilities, so the stream layout is fixed.
-        apply = {name: rng.random(n) < self._p[name] for name in AUGMENTATIONS}
-        rate = rng.uniform(*cfg.time_resample_range, size=n)
-        angle = np.deg2rad(rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees, size=n))
-        factor = rng.uniform(*cfg.scale_range, size=n)
-        shift = rng.uniform(-cfg.shift_max, cfg.shift_max, size=(n, 2))
-        a_scale = rng.uniform(*cfg.affine_scale, size=(n, 2))
-        a_shear = rng.uniform(-cfg.affine_shear, cfg.affine_shear, size=(n, 2))
-        a_shift = rng.uniform(-cfg.affine_shift, cfg.affine_shift, size=(n, 2))
-        a_angle = np.deg2rad(rng.uniform(-cfg.affine_degrees, cfg.affine_degrees, size=n))
-        seeds = rng.integers(0, 2**63 - 1, size=n)  # per-sample streams for variable-size draws
-        if positions is not None:  # keep the draws of this part of the batch
-            pick = np.asarray(positions, dtype=np.int64)
-            apply = {name: flags[pick] for name, flags in apply.items()}
-            rate, angle, factor, shift = rate[pick], angle[pick], factor[pick], shift[pick]
-            a_scale, a_shear, a_shift, a_angle, seeds = a_scale[pick], a_shear[pick], a_shift[pick], a_angle[pick], seeds[pick]
-        if len(apply["mirror"]) != len(lengths):
-            raise ValueError(f"{len(lengths)} sequences but {len(apply['mirror'])} draws (positions/total)")
+        d = self.draw(rng, n, positions)
+        if len(d.seeds) != len(lengths):
+            raise ValueError(f"{len(lengths)} sequences but {len(d.seeds)} draws (positions/total)")
+        apply, rate, seeds = d.apply, d.rate, d.seeds
 
         if apply["frame_dropout"].any():
             x, lengths = self._drop_frames(x, lengths, apply["frame_dropout"], seeds)
@@ -210,7 +213,8 @@ class Augmenter:
                 flipped[..., self._x] = 1.0 - flipped[..., self._x]
             x[rows] = flipped
         if self._x is not None and self._y is not None:
-            mats, offs = self._spatial_params(apply, angle, factor, shift, a_scale, a_shear, a_angle, a_shift)
+            mats, offs = self._spatial_params(apply, d.angle, d.factor, d.shift, d.a_scale, d.a_shear, d.a_angle,
+                                              d.a_shift)
             spatial = apply["rotate"] | apply["scale"] | apply["shift"] | apply["affine"]
             if spatial.any():
                 self._transform_packed(x, lengths, spatial, mats, offs)
@@ -218,6 +222,29 @@ class Augmenter:
         if masking.any():
             self._mask_packed(x, lengths, masking, apply["temporal_mask"], apply["spatial_cutout"], seeds)
         return x, lengths
+
+    def draw(self, rng: np.random.Generator, n: int, positions: Sequence[int] | None = None) -> Draws:
+        """Every random number of a batch of ``n`` sequences, in a fixed layout (each draw happens
+        whatever the probabilities); ``positions``: only those sequences' draws are kept."""
+        cfg = self.cfg
+        apply = {name: rng.random(n) < self._p[name] for name in AUGMENTATIONS}
+        d = Draws(
+            apply=apply,
+            rate=rng.uniform(*cfg.time_resample_range, size=n),
+            angle=np.deg2rad(rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees, size=n)),
+            factor=rng.uniform(*cfg.scale_range, size=n),
+            shift=rng.uniform(-cfg.shift_max, cfg.shift_max, size=(n, 2)),
+            a_scale=rng.uniform(*cfg.affine_scale, size=(n, 2)),
+            a_shear=rng.uniform(-cfg.affine_shear, cfg.affine_shear, size=(n, 2)),
+            a_shift=rng.uniform(-cfg.affine_shift, cfg.affine_shift, size=(n, 2)),
+            a_angle=np.deg2rad(rng.uniform(-cfg.affine_degrees, cfg.affine_degrees, size=n)),
+            seeds=rng.integers(0, 2**63 - 1, size=n),  # per-sample streams for variable-size draws
+        )
+        if positions is None:
+            return d
+        pick = np.asarray(positions, dtype=np.int64)
+        return Draws(**{f.name: ({k: v[pick] for k, v in d.apply.items()} if f.name == "apply"
+                                 else getattr(d, f.name)[pick]) for f in dataclasses.fields(Draws)})
 
     def mirror(self, seq: np.ndarray) -> np.ndarray:
         """Horizontal flip: ``x -> 1 - x`` and left/right landmarks swapped."""

@@ -17,7 +17,6 @@ import numpy as np
 
 from islr.data.augment import (
     _CENTRE,
-    AUGMENTATIONS,
     Augmenter,
     frame_dropout,
     rotation_matrix,
@@ -34,16 +33,9 @@ def augment_per_sequence(aug: Augmenter, seqs: Sequence[np.ndarray], rng: np.ran
     functions (same draws, same values)."""
     cfg, n = aug.cfg, len(seqs)
     out = [np.array(s, dtype=np.float32, copy=True) for s in seqs]
-    apply = {name: rng.random(n) < aug.probabilities[name] for name in AUGMENTATIONS}
-    rate = rng.uniform(*cfg.time_resample_range, size=n)
-    angle = np.deg2rad(rng.uniform(-cfg.rotate_degrees, cfg.rotate_degrees, size=n))
-    factor = rng.uniform(*cfg.scale_range, size=n)
-    shift = rng.uniform(-cfg.shift_max, cfg.shift_max, size=(n, 2))
-    a_scale = rng.uniform(*cfg.affine_scale, size=(n, 2))
-    a_shear = rng.uniform(-cfg.affine_shear, cfg.affine_shear, size=(n, 2))
-    a_shift = rng.uniform(-cfg.affine_shift, cfg.affine_shift, size=(n, 2))
-    a_angle = np.deg2rad(rng.uniform(-cfg.affine_degrees, cfg.affine_degrees, size=n))
-    seeds = rng.integers(0, 2**63 - 1, size=n)
+    d = aug.draw(rng, n)
+    apply, rate, angle, factor, shift, seeds = d.apply, d.rate, d.angle, d.factor, d.shift, d.seeds
+    a_scale, a_shear, a_shift, a_angle = d.a_scale, d.a_shear, d.a_shift, d.a_angle
     for i in range(n):
         if apply["frame_dropout"][i]:
             out[i] = frame_dropout(out[i], cfg.frame_dropout_rate, np.random.default_rng(int(seeds[i])))
