@@ -21,7 +21,12 @@ Batch = dict[str, np.ndarray]
 
 @runtime_checkable
 class Backend(Protocol):
-    """What a framework must provide to be trained by :class:`islr.training.trainer.Trainer`."""
+    """What a framework must provide to be trained by :class:`islr.training.trainer.Trainer`.
+
+    Distributed backends may also provide ``synchronize()`` (make every process's model the
+    same before validation) and ``any_process(flag) -> bool`` (True everywhere if True on any
+    process, so all stop together); the trainer calls them on every process when present.
+    """
 
     name: str
 

@@ -192,6 +192,16 @@ class TensorFlowBackend:
         self._lr = learning_rate(cfg.train, 0.0)
         self.check_every = CHECK_EVERY_ACCELERATOR if on_gpu else 1
 
+    def any_process(self, flag: bool) -> bool:
+        """True on every worker when ``flag`` is True on any of them (called by all): training
+        on several machines ends together. (Variables, BatchNorm statistics included, are
+        mirrored, so every worker already validates the same model.)"""
+        if self.world_size <= 1:
+            return bool(flag)
+        value = tf.constant(1.0 if flag else 0.0)
+        votes = self.strategy.experimental_distribute_values_from_function(lambda ctx: value)
+        return bool(self.strategy.reduce(_SUM, votes, axis=None).numpy() > 0)
+
     @contextlib.contextmanager
     def _scope(self) -> Iterator[None]:
         """Where variables live and steps run: the strategy (several replicas) or the one device."""

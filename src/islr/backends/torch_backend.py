@@ -210,6 +210,27 @@ class TorchBackend:
             torch.cuda.set_device(local)
             self.device = torch.device("cuda", local)
 
+    def synchronize(self) -> None:
+        """Distributed: every process takes rank 0's buffers (BatchNorm running statistics, which
+        each process updates from its own shard), so all evaluate the same model. Every process
+        must call it (the trainer does, before each validation)."""
+        if self.world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        for buffer in self.model.buffers():
+            dist.broadcast(buffer.data, src=0)
+
+    def any_process(self, flag: bool) -> bool:
+        """True on every process when ``flag`` is True on any of them (called by all)."""
+        if self.world_size <= 1:
+            return bool(flag)
+        import torch.distributed as dist
+
+        value = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
     def _pinned(self, batch: Batch) -> Batch:
         """On CUDA, the batch copied into page-locked memory (called in the prefetch thread), so
         the host-to-device copies of :meth:`_tensors` run asynchronously; elsewhere unchanged."""

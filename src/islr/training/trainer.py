@@ -194,6 +194,9 @@ class Trainer:
             epoch_time = time.perf_counter() - started
             if bar is not None:
                 bar.close()
+            # Distributed: every process validates the same model (BatchNorm statistics are
+            # per process otherwise), so they all see the same numbers.
+            getattr(self.backend, "synchronize", lambda: None)()
             val_metrics, _, _ = self.evaluate(self.valid_loader)
             logs: dict[str, Any] = {
                 "loss": train_logs["loss"],
@@ -204,6 +207,9 @@ class Trainer:
                 "samples_per_s": train_logs.get("samples", 0) / max(epoch_time, 1e-9),
             }
             self._call("on_epoch_end", epoch, logs)
+            # Every process stops when any asks to: one that left early would leave the others
+            # waiting for it in the next step's all-reduce.
+            self.should_stop = getattr(self.backend, "any_process", bool)(self.should_stop)
             self.save_checkpoint("last", epoch, logs)
             if not len(self.valid_loader) or not t.select_best:
                 # no validation split, or no selection on it: the final model is the last epoch
