@@ -76,3 +76,11 @@ def test_two_gloo_processes_match_one_process(synth_dir: Path, tmp_path: Path) -
     assert differ < 1e-5, f"largest weight difference {differ}"
     history = (tmp_path / "two" / "history.json").read_text()
     assert "NaN" not in history and "Infinity" not in history
+    # Each process scored half the validation set; the gathered logits give one process's numbers
+    # (logits out of order would pair with the wrong labels).
+    import json
+
+    one_history, two_history = (json.loads((tmp_path / r / "history.json").read_text()) for r in ("one", "two"))
+    for a_row, b_row in zip(one_history, two_history, strict=True):
+        for key in ("val_loss", "val_accuracy", "val_top5"):
+            assert abs(a_row[key] - b_row[key]) < 1e-5, (key, a_row[key], b_row[key])

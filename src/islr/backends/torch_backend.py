@@ -157,6 +157,7 @@ class TorchBackend:
     # -- set-up ------------------------------------------------------------------------------
     def setup(self, cfg: ExperimentConfig, input_dim: int, num_classes: int, steps_per_epoch: int) -> None:
         self.cfg = cfg
+        self.num_classes = int(num_classes)
         torch.manual_seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)  # noqa: NPY002  (user code may draw from the global RNG)
         self.device = select_device(cfg.train.device)
@@ -220,6 +221,22 @@ class TorchBackend:
 
         for buffer in self.model.buffers():
             dist.broadcast(buffer.data, src=0)
+
+    def gather_rows(self, local: np.ndarray, total: int) -> np.ndarray:
+        """Rows ``rank::world`` of a ``(total, C)`` array from every process, back in order
+        (called by all; each passes its own rows)."""
+        import torch.distributed as dist
+
+        world, width = self.world_size, self.num_classes
+        per = -(-total // world)
+        mine = torch.zeros((per, width), dtype=torch.float32, device=self.device)
+        mine[: len(local)] = torch.from_numpy(np.asarray(local, np.float32).reshape(-1, width)).to(self.device)
+        parts = [torch.empty_like(mine) for _ in range(world)]
+        dist.all_gather(parts, mine)
+        out = np.empty((total, width), np.float32)
+        for rank, part in enumerate(parts):
+            out[rank::world] = part[: len(range(rank, total, world))].cpu().numpy()
+        return out
 
     def any_process(self, flag: bool) -> bool:
         """True on every process when ``flag`` is True on any of them (called by all)."""

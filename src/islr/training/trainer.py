@@ -160,9 +160,26 @@ class Trainer:
     def evaluate(self, loader: Any) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
         """Metrics, logits and labels of ``loader`` (no augmentation, eval mode)."""
         logits = self.backend.predict_logits(loader)
-        labels = np.concatenate([batch["y"] for batch in loader]) if len(loader) else np.zeros(0, np.int64)
+        labels = _labels(loader)
         metrics = classification_metrics(logits, labels, self.cfg.train.label_smoothing) if len(labels) else {}
         return metrics, logits, labels
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics of this epoch. Distributed (a backend with ``gather_rows``): each
+        process scores samples ``rank::world`` of the validation set and the logits are
+        gathered back in order, so the work is shared and every process gets the same numbers."""
+        loader, world = self.valid_loader, int(getattr(self.backend, "world_size", 1))
+        gather = getattr(self.backend, "gather_rows", None)
+        dataset = getattr(loader, "dataset", None)
+        if world <= 1 or gather is None or dataset is None or getattr(loader, "shuffle", False) or not len(loader):
+            return self.evaluate(loader)[0]
+        from islr.data.dataset import BatchLoader
+
+        rank = int(self.backend.rank)
+        part = BatchLoader(dataset.subset(np.arange(rank, len(dataset), world)), loader.batch_size)
+        logits = gather(self.backend.predict_logits(part), len(dataset))
+        labels = np.asarray(dataset.labels)
+        return classification_metrics(logits, labels, self.cfg.train.label_smoothing)
 
     def fit(self, resume: bool = False) -> list[dict[str, Any]]:
         """Train until ``train.epochs`` or early stopping; returns the metrics history."""
@@ -197,7 +214,7 @@ class Trainer:
             # Distributed: every process validates the same model (BatchNorm statistics are
             # per process otherwise), so they all see the same numbers.
             getattr(self.backend, "synchronize", lambda: None)()
-            val_metrics, _, _ = self.evaluate(self.valid_loader)
+            val_metrics = self.validate()
             logs: dict[str, Any] = {
                 "loss": train_logs["loss"],
                 "accuracy": train_logs["accuracy"],
@@ -237,6 +254,15 @@ class Trainer:
         if self.cfg.train.limit_batches:
             total = min(total, self.cfg.train.limit_batches)
         return tqdm(total=total, desc=f"epoch {epoch + 1}/{self.cfg.train.epochs}", leave=False, dynamic_ncols=True)
+
+
+def _labels(loader: Any) -> np.ndarray:
+    """The labels of ``loader``'s samples in order (without building its batches if it can tell)."""
+    dataset = getattr(loader, "dataset", None)
+    if (dataset is not None and hasattr(dataset, "labels") and not getattr(loader, "shuffle", True)
+            and not getattr(loader, "drop_last", True) and getattr(loader, "shard", (0, 1))[1] == 1):
+        return np.asarray(dataset.labels, dtype=np.int64)
+    return np.concatenate([batch["y"] for batch in loader]) if len(loader) else np.zeros(0, np.int64)
 
 
 def _as_random_state(state: Any) -> tuple:
