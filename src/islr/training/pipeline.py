@@ -29,7 +29,8 @@ def make_loaders(cfg: ExperimentConfig, datasets: Any, shard: tuple[int, int] = 
 
     ``shard = (rank, world)`` (distributed training): the training loader builds only this
     process's samples ``rank::world`` of each global batch, exactly as one process would build
-    them; every process evaluates the whole validation and test sets.
+    them. Validation is shared by the trainer (:meth:`islr.training.trainer.Trainer.validate`);
+    the test set is scored by rank 0 alone.
 
     With ``train.num_workers`` > 0 the training batches are built in that many worker processes
     (:class:`islr.data.loader.ParallelBatchLoader`: the same batches, in the same order); the
