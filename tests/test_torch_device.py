@@ -41,3 +41,26 @@ def test_compiled_training_matches_eager(synth_dir, tmp_path, monkeypatch):
     assert calls == [{"dynamic": False}]  # fixed length: one static shape
     assert abs(compiled.history[0]["loss"] - eager.history[0]["loss"]) < 1e-4
     assert abs(compiled.history[0]["val_loss"] - eager.history[0]["val_loss"]) < 1e-4
+
+
+def test_awp_step_never_waits_for_the_device(synth_dir, tmp_path, monkeypatch):
+    """AWP decides on the device: no tensor is turned into a Python bool or number (on a GPU each
+    such read waits for every queued kernel), and a zero gradient still moves nothing."""
+    cfg = tiny_config(synth_dir, tmp_path / "cache", **{"train.awp_lambda": 0.5, "train.epochs": 1})
+    backend = TorchBackend()
+    backend.setup(cfg, 12, 3, steps_per_epoch=1)
+    x, mask, y = torch.randn(4, 6, 12), torch.ones(4, 6, dtype=torch.bool), torch.tensor([0, 1, 2, 0])
+    backend.loss_fn(backend.net(x, mask), y).backward()
+    params = [p for p in backend.model.parameters() if p.grad is not None and p.ndim > 1]
+    params[0].grad.zero_()  # a parameter without gradient: AWP must leave it as it is
+    before = [p.detach().clone() for p in params]
+
+    def no_host_read(self, *args):
+        raise AssertionError("a device value was read on the host")
+
+    for name in ("__bool__", "__float__", "__int__", "item"):
+        monkeypatch.setattr(torch.Tensor, name, no_host_read)
+    backend._adversarial_step(x, mask, y)  # noqa: SLF001
+    monkeypatch.undo()
+    for p, old in zip(params, before, strict=True):  # weights restored after the extra gradient
+        torch.testing.assert_close(p.detach(), old, rtol=0, atol=1e-6)

@@ -279,10 +279,13 @@ class TorchBackend:
             for p in self.model.parameters():
                 if p.requires_grad and p.grad is not None and p.ndim > 1:
                     g_norm, w_norm = p.grad.norm(), p.norm()
-                    if g_norm > 0 and torch.isfinite(g_norm):
-                        delta = self.cfg.train.awp_lambda * w_norm * p.grad / (g_norm + 1e-12) * 1e-2
-                        p.add_(delta)
-                        backups.append((p, delta))
+                    # Decided on the device (a Python ``if`` on a norm waits for the GPU at every
+                    # parameter): a zero or non-finite gradient norm moves nothing.
+                    usable = (g_norm > 0) & torch.isfinite(g_norm)
+                    delta = self.cfg.train.awp_lambda * w_norm * p.grad / (g_norm + 1e-12) * 1e-2
+                    delta = torch.where(usable, delta, torch.zeros_like(delta))
+                    p.add_(delta)
+                    backups.append((p, delta))
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             out = self.net(x, mask).float()
             loss = self.loss_fn(out, y) * self._share if len(y) else out.sum() * 0.0  # see train_epoch
