@@ -386,3 +386,47 @@ def test_two_replicas_train_like_one(tmp_path):
     words = done.stdout.split()
     assert words[words.index("REPLICAS") + 1] == "2"
     assert float(words[words.index("MAXDIFF") + 1]) < 1e-5
+
+
+def test_mixed_policy_is_bfloat16_only_where_every_gpu_has_it(monkeypatch):
+    from islr.backends import tensorflow_backend as tfb
+
+    gpus = ["gpu0", "gpu1"]
+    details = {"gpu0": {"compute_capability": (8, 0)}, "gpu1": {"compute_capability": (7, 5)}}
+    monkeypatch.setattr(tfb.tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tfb.tf.config.experimental, "get_device_details", lambda device: details[device])
+    assert tfb.mixed_policy(["/job:localhost/replica:0/task:0/device:GPU:0"]) == "mixed_bfloat16"  # A100-class
+    assert tfb.mixed_policy(["/device:GPU:1"]) == "mixed_float16"  # a T4 (7.5): float16 with loss scaling
+    assert tfb.mixed_policy(["/device:GPU:0", "/device:GPU:1"]) == "mixed_float16"
+    assert tfb.mixed_policy(["/device:CPU:0"]) == "mixed_float16"
+
+
+def test_bfloat16_training_needs_no_loss_scaling(monkeypatch):
+    from islr.backends import tensorflow_backend as tfb
+
+    monkeypatch.setattr(tfb, "mixed_policy", lambda devices: "mixed_bfloat16")
+    backend = get_backend("tensorflow", mixed_precision_on_cpu=True)
+    backend.setup(make_cfg(mixed_precision=True, grad_clip=1.0, lr=0.01), FEATURES, CLASSES, 2)
+    assert backend.model.proj.dtype_policy.name == "mixed_bfloat16" and not backend.loss_scaling
+    assert not isinstance(backend.opt.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert keras.config.dtype_policy().name == "float32"
+    log = backend.train_epoch(toy_batches(2), 0)
+    assert np.isfinite(log["loss"]) and int(backend.opt.inner.iterations.numpy()) == 2
+    assert "loss_scale" not in backend.state() or not backend.state()["loss_scale"]
+
+
+def test_batches_staged_on_the_device_ahead_train_the_same(monkeypatch):
+    """The prefetch thread's copy to the device (on for one GPU; forced here on the CPU) changes
+    nothing but where the copy happens."""
+    cfg = make_cfg(lr=0.01)
+    plain = make_backend(cfg, 2)
+    staged = make_backend(cfg, 2)
+    monkeypatch.setattr(staged, "_stage_on_device", lambda: True)
+    seen = []
+    original = staged._staged
+    monkeypatch.setattr(staged, "_staged", lambda batch: seen.append(1) or original(batch))
+    for epoch in range(2):
+        a, b = plain.train_epoch(toy_batches(3), epoch), staged.train_epoch(toy_batches(3), epoch)
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+    assert len(seen) == 6
+    np.testing.assert_allclose(flat_weights(staged), flat_weights(plain), atol=1e-6)

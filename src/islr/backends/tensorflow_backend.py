@@ -33,10 +33,12 @@ each with an ``input_signature`` whose batch and time dimensions are ``None``: v
 batches never retrace. ``ISLR_TF_JIT=1`` compiles them with XLA (one replica only; XLA compiles
 once per distinct batch shape, so it pays off with fixed-length inputs).
 
-Mixed precision. With ``train.mixed_precision`` and a GPU the model is built under the
-``mixed_float16`` policy (the policy is restored afterwards, so other models are unaffected) and
-the optimizer is wrapped in Keras' dynamic ``LossScaleOptimizer``; a step with non-finite
-gradients is skipped, like torch's GradScaler. (torch uses bfloat16 where the GPU supports it.)
+Mixed precision. With ``train.mixed_precision`` and a GPU the model is built under
+``mixed_bfloat16`` where every GPU supports it (compute capability 8.0+, as torch's autocast
+picks bf16) and ``mixed_float16`` elsewhere (:func:`mixed_policy`; the global policy is restored
+afterwards, so other models are unaffected). Under float16 the optimizer is wrapped in Keras'
+dynamic ``LossScaleOptimizer``; a step with non-finite gradients is skipped, like torch's
+GradScaler. bfloat16 has float32's range and needs no scaling.
 
 Reproducibility. ``setup`` seeds python, numpy and TensorFlow (``keras.utils.set_random_seed``).
 Keras 3 layers draw randomness from ``SeedGenerator`` state variables, which are part of
@@ -114,6 +116,21 @@ def select_devices(name: str = "auto") -> list[str]:
     raise ConfigError(f"train.device {name!r}: use auto, cpu, cuda or cuda:N")
 
 
+def mixed_policy(devices: list[str]) -> str:
+    """The Keras mixed-precision policy for ``devices``: ``mixed_bfloat16`` where every one is a
+    GPU of compute capability 8.0 or newer (bfloat16 has float32's range: no loss scaling, like
+    torch's bf16 autocast), else ``mixed_float16`` (with dynamic loss scaling)."""
+    physical = tf.config.list_physical_devices("GPU")
+    capabilities = []
+    for name in devices:
+        kind, _, index = name.upper().rpartition("GPU:")
+        if not kind or not index.isdigit() or int(index) >= len(physical):
+            return "mixed_float16"  # a CPU (tests), or a device we cannot look up
+        details = tf.config.experimental.get_device_details(physical[int(index)])
+        capabilities.append(tuple(details.get("compute_capability") or (0, 0)))
+    return "mixed_bfloat16" if capabilities and min(capabilities) >= (8, 0) else "mixed_float16"
+
+
 @contextlib.contextmanager
 def dtype_policy(name: str | None) -> Iterator[None]:
     """Build layers under the Keras dtype policy ``name`` (None: leave it), then restore the old one."""
@@ -178,8 +195,11 @@ class TensorFlowBackend:
         self.local_replicas = len(self.devices)
         on_gpu = any("GPU" in d.upper() for d in self.devices)
         self.mixed = bool(cfg.train.mixed_precision) and (on_gpu or self._mixed_on_cpu)
+        #: The Keras policy of a mixed-precision run (None: float32); only float16 scales the loss.
+        self.policy = mixed_policy(self.devices) if self.mixed else None
+        self.loss_scaling = self.policy == "mixed_float16"
         keras.utils.set_random_seed(cfg.train.seed)
-        with self._scope(), dtype_policy("mixed_float16" if self.mixed else None):
+        with self._scope(), dtype_policy(self.policy):
             model = create_model(cfg.model.name, "tensorflow", self.input_dim, self.num_classes, cfg.model.params)
             if not isinstance(model, keras.layers.Layer):
                 raise ModelError(f"model {cfg.model.name!r} built a {type(model).__name__}, not a Keras model")
@@ -187,7 +207,7 @@ class TensorFlowBackend:
             # Create every variable now: tf.function must not create variables while tracing.
             self.model([tf.zeros((2, 8, self.input_dim)), tf.ones((2, 8), tf.bool)], training=False)
             self.trainable = list(self.model.trainable_variables)
-            self.opt: OptimizerSpec = build_optimizer(self.trainable, cfg.train, loss_scaling=self.mixed)
+            self.opt: OptimizerSpec = build_optimizer(self.trainable, cfg.train, loss_scaling=self.loss_scaling)
         self._functions = {}
         self._lr = learning_rate(cfg.train, 0.0)
         self.check_every = CHECK_EVERY_ACCELERATOR if on_gpu else 1
@@ -211,6 +231,20 @@ class TensorFlowBackend:
         else:
             with tf.device(self.devices[0]):
                 yield
+
+    def _stage_on_device(self) -> bool:
+        """Whether batches are copied to the (one) GPU ahead of their step."""
+        return self.replicas == 1 and "GPU" in self.devices[0].upper()
+
+    def _staged(self, batch: Batch) -> Batch:
+        """On one GPU, the batch's tensors already copied to it (run in the prefetch thread, so
+        the copy overlaps the previous step, like torch's pinned asynchronous copies); elsewhere
+        the batch unchanged (several replicas split it on the host)."""
+        if not self._stage_on_device():
+            return batch
+        with tf.device(self.devices[0]):
+            staged = tuple(tf.identity(t) for t in self._tensors(batch))
+        return {**batch, "_tensors": staged}
 
     def _tensors(self, batch: Batch) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         x = tf.convert_to_tensor(batch["x"])
@@ -295,7 +329,7 @@ class TensorFlowBackend:
     def _finish_gradients(self, grads: list[Any]) -> list[Any]:
         """Unscale, clip by global norm (torch's formula), add coupled L2, rescale for the optimizer."""
         t = self.cfg.train
-        scale = tf.convert_to_tensor(self.opt.optimizer.dynamic_scale) if self.mixed else None
+        scale = tf.convert_to_tensor(self.opt.optimizer.dynamic_scale) if self.loss_scaling else None
         if scale is not None:
             grads = [None if g is None else g / scale for g in grads]
         if t.grad_clip > 0:
@@ -389,9 +423,9 @@ class TensorFlowBackend:
         # one transfer; the first non-finite batch is still named exactly.
         pending: list[tuple[int, Any, Any, int, float]] = []
         with self._scope():
-            for index, batch in enumerate(prefetch(itertools.islice(batches, limit))):
+            for index, batch in enumerate(prefetch(map(self._staged, itertools.islice(batches, limit)))):
                 self._lr = learning_rate(self.cfg.train, epoch + index / self.steps_per_epoch)
-                x, mask, y = self._tensors(batch)
+                x, mask, y = batch["_tensors"] if "_tensors" in batch else self._tensors(batch)
                 # A worker's shard names its global batch's size: loss and accuracy come back global.
                 n = int(batch.get("global_size", y.shape[0]))
                 loss, batch_correct = step(x, mask, y, tf.constant(self._lr, tf.float32), tf.constant(n, tf.float32))
@@ -459,7 +493,7 @@ class TensorFlowBackend:
 
     def _loss_scale_variables(self) -> list[Any]:
         """The dynamic loss scale and its good-step counter (mixed precision only)."""
-        return [self.opt.optimizer.step_counter, self.opt.optimizer.dynamic_scale] if self.mixed else []
+        return [self.opt.optimizer.step_counter, self.opt.optimizer.dynamic_scale] if self.loss_scaling else []
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state` (a weights-only state without ``optimizer`` restores the model only)."""
