@@ -106,7 +106,7 @@ class LandmarkDataset:
             from islr.data.tta import mirror_prepared
 
             frames = mirror_prepared(frames, self.cfg)  # a frame-wise map
-        if len(lengths) == 1 or not batchable(self.cfg):
+        if not batchable(self.cfg):  # fixed length: every sequence becomes fixed_len frames
             feats = [featurize(s, self.cfg) for s in unpack(frames, lengths)]
             lengths = np.array([len(f) for f in feats], dtype=np.int64)
             return np.concatenate(feats), lengths
