@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from islr.config import AugmentConfig, PreprocessConfig, load_config
-from islr.data.augment import Augmenter
+from islr.data.augment import Augmenter, pack, unpack
 from islr.data.datamodule import build_datasets
 from islr.data.dataset import BatchLoader, LandmarkDataset
 from islr.data.loader import ParallelBatchLoader, make_loader
-from islr.data.preprocess import featurize, featurize_many
+from islr.data.preprocess import featurize, featurize_packed
 from islr.errors import ConfigError
 from islr.training.pipeline import make_loaders
 
@@ -36,7 +36,7 @@ def assert_same_batches(a: list[dict], b: list[dict]) -> None:
             np.testing.assert_array_equal(x[key], y[key])
 
 
-def test_featurize_many_equals_featurize_per_sequence(synth_dir: Path, tmp_path: Path) -> None:
+def test_featurize_packed_equals_featurize_per_sequence(synth_dir: Path, tmp_path: Path) -> None:
     cfg, datasets = recipe_datasets(synth_dir, tmp_path)
     ds = datasets.train
     rng = np.random.default_rng(0)
@@ -46,9 +46,10 @@ def test_featurize_many_equals_featurize_per_sequence(synth_dir: Path, tmp_path:
     no_reference = seqs[4].copy()
     no_reference[:, -1] = np.nan
     seqs += [seqs[0][:1], seqs[1][:2], missing, no_reference, np.full_like(seqs[2], np.nan)]
+    frames, lengths = pack(seqs)
     for pre in (cfg.preprocess, dataclasses.replace(cfg.preprocess, normalization="none", motion=False),
                 dataclasses.replace(cfg.preprocess, normalization="seed_standardize")):
-        batched = featurize_many(seqs, pre)
+        batched = unpack(featurize_packed(frames, lengths, pre), lengths)
         assert len(batched) == len(seqs)
         for seq, got in zip(seqs, batched, strict=True):
             want = featurize(seq, pre)
@@ -57,13 +58,14 @@ def test_featurize_many_equals_featurize_per_sequence(synth_dir: Path, tmp_path:
 
 
 @pytest.mark.real
-def test_featurize_many_equals_featurize_on_genuine_files(real_data_dir: Path, tmp_path: Path) -> None:
+def test_featurize_packed_equals_featurize_on_genuine_files(real_data_dir: Path, tmp_path: Path) -> None:
     cfg, datasets = recipe_datasets(real_data_dir, tmp_path)
     ds = datasets.train
     rng = np.random.default_rng(1)
     for start in range(0, len(ds), 64):
         seqs = ds.augmenter.apply_batch([ds.prepared(i) for i in range(start, min(start + 64, len(ds)))], rng)
-        for seq, got in zip(seqs, featurize_many(seqs, cfg.preprocess), strict=True):
+        frames, lengths = pack(seqs)
+        for seq, got in zip(seqs, unpack(featurize_packed(frames, lengths, cfg.preprocess), lengths), strict=True):
             np.testing.assert_array_equal(got, featurize(seq, cfg.preprocess))
 
 

@@ -307,21 +307,6 @@ def preprocess(raw: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return featurize(prepare(raw, cfg), cfg)
 
 
-def featurize_many(seqs: list[np.ndarray], cfg: PreprocessConfig) -> list[np.ndarray]:
-    """:func:`featurize` of every sequence, computed over the whole batch at once
-    (:func:`featurize_packed` on the concatenated frames, split again)."""
-    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
-    if not batchable(cfg) or len(seqs) < 2:
-        return [featurize(s, cfg) for s in seqs]
-    shape = points_and_coords(cfg)
-    arrays = [np.asarray(s, dtype=np.float32) for s in seqs]
-    for s in arrays:
-        if s.ndim != 3 or s.shape[1:] != shape:
-            raise DataError(None, f"expected a prepared sequence of shape (L, {shape}), got {s.shape}")
-    x = np.concatenate(arrays) if lengths.sum() else np.zeros((0, *shape), np.float32)
-    return np.split(featurize_packed(x, lengths, cfg), np.cumsum(lengths)[:-1])
-
-
 def batchable(cfg: PreprocessConfig) -> bool:
     """Whether :func:`featurize_packed` computes ``cfg``'s features over a batch in one pass
     (variable length with ``center_std`` or no normalisation); others run per sequence."""
