@@ -238,6 +238,17 @@ class TorchBackend:
             out[rank::world] = part[: len(range(rank, total, world))].cpu().numpy()
         return out
 
+    def finish(self) -> None:
+        """Distributed: wait for every process, then leave the process group (called by all at
+        the end of training; a process that left first could abort another's exit)."""
+        if self.world_size <= 1:
+            return
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.barrier()
+            dist.destroy_process_group()
+
     def any_process(self, flag: bool) -> bool:
         """True on every process when ``flag`` is True on any of them (called by all)."""
         if self.world_size <= 1:

@@ -103,6 +103,9 @@ def train(
             backend.load_checkpoint(run_dir / "checkpoints" / "best")
         test_metrics, _, _ = trainer.evaluate(test_loader)
         trainer.run.write_json("test_metrics.json", {"split": datasets.split, **test_metrics})
+    # Distributed: every process waits here for the others, then leaves the process group
+    # together (one leaving while another still talks can abort it at exit).
+    getattr(backend, "finish", lambda: None)()
     return TrainResult(run_dir, history, test_metrics, backend.num_parameters(), getattr(backend, "rank", 0))
 
 
