@@ -212,15 +212,11 @@ class Augmenter:
             if self._x is not None:
                 flipped[..., self._x] = 1.0 - flipped[..., self._x]
             x[rows] = flipped
-        if self._x is not None and self._y is not None:
-            mats, offs = self._spatial_params(apply, d.angle, d.factor, d.shift, d.a_scale, d.a_shear, d.a_angle,
-                                              d.a_shift)
-            spatial = apply["rotate"] | apply["scale"] | apply["shift"] | apply["affine"]
-            if spatial.any():
-                self._transform_packed(x, lengths, spatial, mats, offs)
-        masking = apply["temporal_mask"] | apply["spatial_cutout"]
-        if masking.any():
-            self._mask_packed(x, lengths, masking, apply["temporal_mask"], apply["spatial_cutout"], seeds)
+        spatial = apply["rotate"] | apply["scale"] | apply["shift"] | apply["affine"]
+        if self._x is not None and self._y is not None and spatial.any():
+            self._transform_packed(x, lengths, spatial, *_spatial_params(d))
+        if (apply["temporal_mask"] | apply["spatial_cutout"]).any():
+            self._mask_packed(x, lengths, apply["temporal_mask"], apply["spatial_cutout"], seeds)
         return x, lengths
 
     def draw(self, rng: np.random.Generator, n: int, positions: Sequence[int] | None = None) -> Draws:
@@ -291,8 +287,8 @@ class Augmenter:
             block[..., xy_idx] = moved_xy
             x[rows] = block
 
-    def _mask_packed(self, x: np.ndarray, lengths: np.ndarray, masking: np.ndarray, temporal: np.ndarray,
-                     cutout: np.ndarray, seeds: np.ndarray) -> None:
+    def _mask_packed(self, x: np.ndarray, lengths: np.ndarray, temporal: np.ndarray, cutout: np.ndarray,
+                     seeds: np.ndarray) -> None:
         """:func:`temporal_mask` then :func:`spatial_cutout` of each flagged sample, in place.
 
         Each sample draws from its own generator in the per-sample order (span, start, then the
@@ -302,7 +298,7 @@ class Augmenter:
         starts = np.cumsum(lengths) - lengths
         subs: dict[int, np.random.Generator] = {}
         hidden = np.zeros(len(x), dtype=bool)
-        for i in np.flatnonzero(masking).tolist():
+        for i in np.flatnonzero(temporal | cutout).tolist():
             sub = subs[i] = np.random.default_rng(int(seeds[i]) ^ 0x5DEECE66D)
             if not temporal[i]:
                 continue
@@ -316,7 +312,7 @@ class Augmenter:
             x[hidden] = np.nan
         if self._x is None or self._y is None:
             return
-        cut = np.flatnonzero(cutout & masking)
+        cut = np.flatnonzero(cutout)
         if not len(cut):
             return
         xy_idx = [self._x, self._y]
@@ -344,28 +340,29 @@ class Augmenter:
             block[inside] = np.nan
             x[rows] = block
 
-    @staticmethod
-    def _spatial_params(apply, angle, factor, shift, a_scale, a_shear, a_angle, a_shift):
-        """Per-sample ``M`` (2x2) and offset ``b``: ``xy' = M (xy - c) + c + b``, c = image centre.
 
-        Composed for the whole batch at once: rotation, then scaling, then the shift, then the
-        affine map ``A = R(a_angle) diag(a_scale) shear`` (``M <- A M``, ``b <- A b + a_shift``).
-        """
-        n = len(angle)
-        eye = np.broadcast_to(np.eye(2), (n, 2, 2))
-        m = np.where(apply["rotate"][:, None, None], _rotations(angle), eye)
-        m = m * np.where(apply["scale"], factor, 1.0)[:, None, None]
-        b = np.where(apply["shift"][:, None], shift, 0.0)
-        affine = apply["affine"]
-        if affine.any():
-            shear = np.ones((n, 2, 2))
-            shear[:, 0, 1], shear[:, 1, 0] = a_shear[:, 0], a_shear[:, 1]
-            scale = np.zeros((n, 2, 2))
-            scale[:, 0, 0], scale[:, 1, 1] = a_scale[:, 0], a_scale[:, 1]
-            aff = _rotations(a_angle) @ scale @ shear
-            m = np.where(affine[:, None, None], aff @ m, m)
-            b = np.where(affine[:, None], (aff @ b[:, :, None])[:, :, 0] + a_shift, b)
-        return np.ascontiguousarray(m), np.ascontiguousarray(b)
+def _spatial_params(d: Draws) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sample ``M`` (2x2) and offset ``b`` of a batch's draws: ``xy' = M (xy - c) + c + b``,
+    c = image centre.
+
+    Composed for the whole batch at once: rotation, then scaling, then the shift, then the
+    affine map ``A = R(a_angle) diag(a_scale) shear`` (``M <- A M``, ``b <- A b + a_shift``).
+    """
+    apply, n = d.apply, len(d.angle)
+    eye = np.broadcast_to(np.eye(2), (n, 2, 2))
+    m = np.where(apply["rotate"][:, None, None], _rotations(d.angle), eye)
+    m = m * np.where(apply["scale"], d.factor, 1.0)[:, None, None]
+    b = np.where(apply["shift"][:, None], d.shift, 0.0)
+    affine = apply["affine"]
+    if affine.any():
+        shear = np.ones((n, 2, 2))
+        shear[:, 0, 1], shear[:, 1, 0] = d.a_shear[:, 0], d.a_shear[:, 1]
+        scale = np.zeros((n, 2, 2))
+        scale[:, 0, 0], scale[:, 1, 1] = d.a_scale[:, 0], d.a_scale[:, 1]
+        aff = _rotations(d.a_angle) @ scale @ shear
+        m = np.where(affine[:, None, None], aff @ m, m)
+        b = np.where(affine[:, None], (aff @ b[:, :, None])[:, :, 0] + d.a_shift, b)
+    return np.ascontiguousarray(m), np.ascontiguousarray(b)
 
 
 def pack(seqs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
