@@ -12,7 +12,7 @@ the median of ``--repeats`` timed passes over ``--batches`` batches, each after 
 adds the CPU time of this process and of the workers (Linux ``/proc``): the work a batch costs,
 which, unlike samples/s, does not depend on what else the machine runs. Run:
 
-    .venv/bin/python benchmarks/loader.py --config src/islr/configs/experiments/kaggle-1st.yaml \\
+    .venv/bin/python benchmarks/loader.py --config kaggle-1st \\
         --data-dir /work/shared/data/asl-signs --workers 2 [--batches 40] [--repeats 3]
 
 The last line is ``samples/s: <rate of --workers N>``.
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from islr.config import load_config
+from islr.config import find_config, load_config
 from islr.data.augment_reference import augment_per_sequence
 from islr.data.datamodule import build_datasets
 from islr.data.dataset import BatchLoader
@@ -97,7 +97,7 @@ def worker_pids(loader: ParallelBatchLoader) -> Callable[[], list[int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True)
+    parser.add_argument("--config", required=True, help="a config file, or a shipped config by name (kaggle-1st)")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--cache-dir", default="cache")
     parser.add_argument("--workers", type=int, default=2)
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--epoch-batches", type=int, default=200,
                         help="repeat the training set until an epoch has at least this many batches")
     args = parser.parse_args()
-    cfg = load_config(args.config, [f"data.data_dir={args.data_dir}", f"data.cache_dir={args.cache_dir}"])
+    cfg = load_config(find_config(args.config), [f"data.data_dir={args.data_dir}", f"data.cache_dir={args.cache_dir}"])
     train = build_datasets(cfg, progress=False).train
     # An epoch of the full data is ~1,400 batches; a small folder's epoch of a few batches would
     # mostly measure the pipeline filling and emptying at each epoch's start and end.
