@@ -13,7 +13,7 @@ adds the CPU time of this process and of the workers (Linux ``/proc``): the work
 which, unlike samples/s, does not depend on what else the machine runs. Run:
 
     .venv/bin/python benchmarks/loader.py --config kaggle-1st \\
-        --data-dir /work/shared/data/asl-signs --workers 2 [--batches 40] [--repeats 3]
+        --data-dir /work/shared/data/asl-signs --workers 2 [--batches 100] [--repeats 3] [--epoch-batches 200]
 
 The last line is ``samples/s: <rate of --workers N>``.
 """

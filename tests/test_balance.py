@@ -144,13 +144,10 @@ def test_balanced_training_resumes_exactly(synth_dir, tmp_path):
                  "train.label_smoothing": 0.1, "augment.mirror": 0.5}
     straight = pipeline.train(tiny_config(synth_dir, tmp_path / "cache", **overrides), tmp_path / "a")
 
-    class StopAfterTwo:
-        def on_epoch_end(self, trainer, epoch, logs):
-            if epoch == 1:
-                trainer.should_stop = True
+    from tiny_run import StopAfter
 
     cfg = tiny_config(synth_dir, tmp_path / "cache", **overrides)
-    pipeline.train(cfg, tmp_path / "b", callbacks=(StopAfterTwo(),))
+    pipeline.train(cfg, tmp_path / "b", callbacks=(StopAfter(2),))
     resumed = pipeline.train(cfg, tmp_path / "b", resume=True)
     assert [round(r["loss"], 6) for r in straight.history] == [round(r["loss"], 6) for r in resumed.history]
     from islr.data.kaggle import read_landmarks, read_train_csv

@@ -385,13 +385,10 @@ def test_radam_lookahead_resume_equals_the_uninterrupted_run(synth_dir, tmp_path
                                                               "num_layers": 1, "dropout": 0.2}}
     straight = pipeline.train(tiny_config(synth_dir, tmp_path / "cache", **overrides), tmp_path / "a")
 
-    class StopAfterTwo:
-        def on_epoch_end(self, trainer, epoch, logs):
-            if epoch == 1:
-                trainer.should_stop = True
+    from tiny_run import StopAfter
 
     cfg = tiny_config(synth_dir, tmp_path / "cache", **overrides)
-    pipeline.train(cfg, tmp_path / "b", callbacks=(StopAfterTwo(),))
+    pipeline.train(cfg, tmp_path / "b", callbacks=(StopAfter(2),))
     lrs = []
 
     class Spy:

@@ -53,13 +53,9 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(synth_dir, tmp_pat
     cfg2 = tiny_config(synth_dir, tmp_path / "cache", **first)
     cfg2.train.epochs = 3  # the schedule must know the full length, as in a killed run
     from islr.training import pipeline
+    from tiny_run import StopAfter
 
-    class StopAfterTwo:
-        def on_epoch_end(self, trainer, epoch, logs):
-            if epoch == 1:
-                trainer.should_stop = True
-
-    pipeline.train(cfg2, tmp_path / "b", callbacks=(StopAfterTwo(),))
+    pipeline.train(cfg2, tmp_path / "b", callbacks=(StopAfter(2),))
     resumed = pipeline.train(cfg2, tmp_path / "b", resume=True)
     a = [round(r["loss"], 6) for r in straight.history]
     b = [round(r["loss"], 6) for r in resumed.history]

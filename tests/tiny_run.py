@@ -29,3 +29,15 @@ def tiny_torch_run(synth_dir: Path, tmp_path_factory) -> Path:
         train(cfg, root / "run")
         _RUNS[synth_dir] = root / "run"
     return _RUNS[synth_dir]
+
+
+class StopAfter:
+    """A training callback that stops after ``epochs`` epochs, as a killed run would (its
+    ``last`` checkpoint is then resumed)."""
+
+    def __init__(self, epochs: int):
+        self.epochs = epochs
+
+    def on_epoch_end(self, trainer, epoch: int, logs: dict) -> None:
+        if epoch + 1 >= self.epochs:
+            trainer.should_stop = True
