@@ -15,6 +15,7 @@ from islr.config import save_config
 from islr.data.augment import Augmenter
 from islr.data.dataset import BatchLoader
 from test_loader import toy_loader
+from torchrun_helper import failure, torchrun
 
 
 def test_shards_of_a_batch_are_the_batch_built_whole() -> None:
@@ -64,10 +65,9 @@ def test_two_gloo_processes_match_one_process(synth_dir: Path, tmp_path: Path) -
     one = subprocess.run([sys.executable, *base, "--run-dir", str(tmp_path / "one")], capture_output=True,
                          text=True, timeout=300, env=env)
     assert one.returncode == 0, one.stderr[-2000:]
-    torchrun = Path(sys.executable).with_name("torchrun")
-    two = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", *base, "--run-dir", str(tmp_path / "two")],
-                         capture_output=True, text=True, timeout=300, env=env)
-    assert two.returncode == 0, two.stderr[-2000:]
+    logs = tmp_path / "logs"
+    two = torchrun([*base, "--run-dir", str(tmp_path / "two")], logs)
+    assert two.returncode == 0, failure(two, logs)
     a = load_file(str(tmp_path / "one" / "checkpoints" / "last.safetensors"))
     b = load_file(str(tmp_path / "two" / "checkpoints" / "last.safetensors"))
     weights = [k for k in a if "model" in k and a[k].dtype.kind == "f"]

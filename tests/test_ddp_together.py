@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 
 from conftest import tiny_config
 from islr.config import save_config
+from torchrun_helper import failure, torchrun
 
 SCRIPT = r"""
 import json, os, sys
@@ -47,11 +47,10 @@ def run_two(tmp_path: Path, config: Path, name: str, stop_rank_1: bool) -> list[
     out.mkdir()
     script = tmp_path / "ddp_script.py"
     script.write_text(SCRIPT)
-    env = dict(os.environ, OMP_NUM_THREADS="1", STOP_RANK_1="1" if stop_rank_1 else "0")
-    torchrun = Path(sys.executable).with_name("torchrun")
-    done = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node=2", str(script), str(config), str(out),
-                           "--run-dir", str(out / "run")], capture_output=True, text=True, timeout=240, env=env)
-    assert done.returncode == 0, done.stderr[-3000:]
+    logs = tmp_path / f"{name}-logs"
+    done = torchrun([str(script), str(config), str(out), "--run-dir", str(out / "run")], logs, timeout=240,
+                    STOP_RANK_1="1" if stop_rank_1 else "0")
+    assert done.returncode == 0, failure(done, logs)
     return [[json.loads(line) for line in (out / f"rank{r}.jsonl").read_text().splitlines()] for r in (0, 1)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 from collections.abc import Callable, Iterable
@@ -247,6 +248,11 @@ class TorchBackend:
 
         if dist.is_initialized():
             dist.barrier()
+            # DDP's reducer holds the process group: while it lives, the group's connections are
+            # closed by the interpreter's teardown, in no set order, after a peer may already
+            # have gone. Dropping the wrapper first lets the group close here, in order.
+            self.net = self.model
+            gc.collect()
             dist.destroy_process_group()
 
     def any_process(self, flag: bool) -> bool:
