@@ -240,8 +240,9 @@ class TorchBackend:
         return out
 
     def finish(self) -> None:
-        """Distributed: wait for every process, then leave the process group (called by all at
-        the end of training; a process that left first could abort another's exit)."""
+        """Distributed: wait for every process, free the DDP wrapper, then leave the process group
+        (called by all at the end of training; a process that left first could abort another's
+        exit). Afterwards the backend evaluates and saves, but no longer trains in step."""
         if self.world_size <= 1:
             return
         import torch.distributed as dist
